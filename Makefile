@@ -1,0 +1,96 @@
+# sse-fcgi — plain Makefile, pkg-config for the four libraries.
+#
+#   make                 build ./sse-fcgi
+#   make SANITIZE=1      build build/san/sse-fcgi with AddressSanitizer + UBSan
+#   make test            install missing packages, unit tests, integration tests,
+#                        then the same suite again under SANITIZE=1
+#   make unit            cmocka unit tests only (honours SANITIZE=1)
+#   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir)
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+sysconfdir ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DESTDIR    ?=
+VERSION    := 0.1.0
+
+CC      ?= cc
+PKGS    := fcgi hiredis libconfuse
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isrc -Ifcgi $(PKG_CFLAGS) \
+           -DSSE_FCGI_VERSION='"$(VERSION)"' -DSSE_FCGI_SYSCONFDIR='"$(sysconfdir)"' -MMD -MP
+
+ifeq ($(SANITIZE),1)
+O       := build/san
+BIN     := build/san/sse-fcgi
+ALL_CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+O       := build/obj
+BIN     := sse-fcgi
+ALL_CFLAGS += -D_FORTIFY_SOURCE=2
+endif
+
+CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard fcgi/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(O)/%.o)
+MAIN_OBJ := $(O)/src/main.o
+LIB      := $(O)/libssefcgi.a
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
+
+.PHONY: all unit test check integration deps install uninstall clean bench run
+all: $(BIN)
+
+$(BIN): $(MAIN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(PKG_LIBS)
+
+$(LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# Unit tests: every tests/unit/test_*.c is one cmocka binary.
+unit: $(TEST_BIN)
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+
+deps:
+	@sh tests/deps.sh
+
+integration: $(BIN)
+	SSE_FCGI_BIN=$(abspath $(BIN)) SANITIZE=$(SANITIZE) /usr/bin/python3 tests/integration/run.py
+
+# The README's test command: everything, then everything again sanitized.
+test check: deps
+	$(MAKE) unit integration
+	$(MAKE) SANITIZE=1 unit integration
+
+run: deps $(BIN)
+	sh examples/run-demo.sh
+
+install: $(BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(sysconfdir)/sse-fcgi
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/sse-fcgi
+	install -m 0644 conf/sse-fcgi.conf $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sse-fcgi $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
+	-rmdir $(DESTDIR)$(sysconfdir)/sse-fcgi 2>/dev/null
+
+clean:
+	rm -rf build sse-fcgi
+
+-include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_BIN:%=%.d)
