@@ -1,0 +1,459 @@
+/* dedup — see dedup.h. */
+#include "dedup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- meta record ---- */
+
+static int
+is_origin_char(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+}
+
+static int
+is_event_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+static int
+valid_origin(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > DEDUP_ORIGIN_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!is_origin_char((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int
+valid_event(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > DEDUP_EVENT_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!is_event_char((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+size_t
+dedup_meta_encode(char *buf, size_t size, const char *origin, size_t origin_len,
+    uint64_t seq, const char *event, size_t event_len)
+{
+	char num[21];
+	size_t n = 0, nlen = 0, need;
+	uint64_t v = seq;
+
+	if (!valid_origin(origin, origin_len) || seq == 0)
+		return 0;
+	if (event != NULL && !valid_event(event, event_len))
+		return 0;
+	do {
+		num[sizeof(num) - 1 - nlen++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	need = 4 + origin_len + 3 + nlen + (event != NULL ? 3 + event_len : 0);
+	if (need > size)
+		return 0;
+	memcpy(buf + n, "1 o=", 4);
+	n += 4;
+	memcpy(buf + n, origin, origin_len);
+	n += origin_len;
+	memcpy(buf + n, " s=", 3);
+	n += 3;
+	memcpy(buf + n, num + sizeof(num) - nlen, nlen);
+	n += nlen;
+	if (event != NULL) {
+		memcpy(buf + n, " e=", 3);
+		n += 3;
+		memcpy(buf + n, event, event_len);
+		n += event_len;
+	}
+	return n;
+}
+
+static int
+parse_seq(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (v == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+dedup_meta_decode(const char *buf, size_t len, struct dedup_meta *m)
+{
+	const char *p = buf, *end = buf + len;
+	int have_origin = 0, have_seq = 0;
+
+	if (len < 2 || buf[0] != '1' || buf[1] != ' ')
+		return -1;
+	memset(m, 0, sizeof(*m));
+	p += 2;
+	for (;;) {
+		const char *tok = p, *sp = memchr(p, ' ', (size_t)(end - p));
+		const char *tend = sp != NULL ? sp : end;
+		size_t tlen = (size_t)(tend - tok);
+
+		if (tlen < 2 || tok[1] != '=')
+			return -1;
+		switch (tok[0]) {
+		case 'o':
+			if (have_origin || !valid_origin(tok + 2, tlen - 2))
+				return -1;
+			m->origin = tok + 2;
+			m->origin_len = tlen - 2;
+			have_origin = 1;
+			break;
+		case 's':
+			if (have_seq || parse_seq(tok + 2, tlen - 2, &m->seq) == -1)
+				return -1;
+			have_seq = 1;
+			break;
+		case 'e':
+			if (m->event != NULL || !valid_event(tok + 2, tlen - 2))
+				return -1;
+			m->event = tok + 2;
+			m->event_len = tlen - 2;
+			break;
+		default:
+			break;   /* a later version's key: ignore it */
+		}
+		if (sp == NULL)
+			break;
+		p = sp + 1;
+	}
+	return have_origin && have_seq ? 0 : -1;
+}
+
+/* ---- ledger ---- */
+
+struct dedup {
+	struct dedup_entry *head, *tail;   /* ascending seq */
+	size_t count;
+	const struct dedup_ops *ops;
+	void *arg;
+};
+
+struct dedup *
+dedup_new(const struct dedup_ops *ops, void *arg)
+{
+	struct dedup *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->ops = ops;
+	d->arg = arg;
+	return d;
+}
+
+static void
+entry_free(struct dedup_entry *e)
+{
+	free(e->resource);
+	free(e->event);
+	free(e->data);
+	free(e);
+}
+
+void
+dedup_free(struct dedup *d)
+{
+	struct dedup_entry *e, *next;
+
+	if (d == NULL)
+		return;
+	for (e = d->head; e != NULL; e = next) {
+		next = e->next;
+		entry_free(e);
+	}
+	free(d);
+}
+
+static char *
+dup_bytes(const char *s, size_t len)
+{
+	char *p = malloc(len > 0 ? len : 1);
+
+	if (p != NULL && len > 0)
+		memcpy(p, s, len);
+	return p;
+}
+
+struct dedup_entry *
+dedup_add(struct dedup *d, uint64_t seq, uint64_t deadline_ms,
+    const char *resource, size_t resource_len, const char *event, size_t event_len,
+    const char *data, size_t len, void (*owner_fn)(void), void *owner)
+{
+	struct dedup_entry *e;
+
+	if (d->tail != NULL && seq <= d->tail->seq) {
+		errno = EINVAL;
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	e->seq = seq;
+	e->deadline_ms = deadline_ms;
+	e->owner_fn = owner_fn;
+	e->owner = owner;
+	e->exec = DEDUP_EXEC_PENDING;
+	e->resource = dup_bytes(resource, resource_len);
+	e->resource_len = resource_len;
+	e->data = dup_bytes(data, len);
+	e->len = len;
+	if (event != NULL) {
+		e->event = dup_bytes(event, event_len);
+		e->event_len = event_len;
+	}
+	if (e->resource == NULL || e->data == NULL || (event != NULL && e->event == NULL)) {
+		entry_free(e);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (d->tail != NULL)
+		d->tail->next = e;
+	else
+		d->head = e;
+	d->tail = e;
+	d->count++;
+	return e;
+}
+
+static struct dedup_entry *
+find(const struct dedup *d, uint64_t seq)
+{
+	struct dedup_entry *e;
+
+	for (e = d->head; e != NULL && e->seq <= seq; e = e->next)
+		if (e->seq == seq)
+			return e;
+	return NULL;
+}
+
+static void
+unlink_entry(struct dedup *d, struct dedup_entry *e)
+{
+	struct dedup_entry **pp, *prev = NULL;
+
+	for (pp = &d->head; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			if (d->tail == e)
+				d->tail = prev;
+			d->count--;
+			e->next = NULL;
+			return;
+		}
+	}
+}
+
+/*
+ * THE place where a publish reaches this process's streams. Exactly-once argument:
+ *
+ * Let P be a publish of this process answered after going to Redis; it has entry E
+ * (seq S, never reused: S counts up from 1 and the origin is random per process,
+ * so no other process and no earlier run of this one can produce (origin, S)).
+ *
+ * At most once locally. P reaches local streams only through this function:
+ * the subscriber's copy of P carries (origin, S) in its meta record and is handed
+ * to dedup_echo(), which delivers only while E is in the ledger with
+ * delivered == 0; every other path (Redis error, deadline, subscriber lost) also
+ * goes through here. This function sets delivered before anything else can run,
+ * and E leaves the ledger only after that (finish() requires delivered). A late
+ * echo — after a timeout, after a reconnect re-subscribed, after the entry
+ * finished — finds E either delivered or gone, and is dropped. A copy without
+ * its meta cannot happen for our own publishes: the meta is in the same MULTI/EXEC
+ * just before the payload, and one PSUBSCRIBE confirms both patterns at once,
+ * so the subscriber sees both or neither.
+ *
+ * At least once locally. E enters the ledger before its commands are written.
+ * Every way out of the ledger goes through finish(), and every path to finish()
+ * delivers first: the echo (dedup_echo), a Redis refusal or lost publisher
+ * (dedup_exec !ok), the deadline (dedup_expire), the subscription lost
+ * (dedup_sub_lost: nothing in flight can come back on a subscription that is gone).
+ *
+ * Other processes: Redis delivers P's payload to each subscription once, and a
+ * process has one subscription at a time (the old context is freed before a new
+ * one is made), so each gets it at most once; when the answer is "redis" (EXEC
+ * succeeded or the echo proves Redis ran it), every process subscribed at that
+ * moment gets it. An answer "local" means Redis refused it, or we could not tell
+ * in time: other processes then get it at most once, as the contract says.
+ */
+static void
+deliver(struct dedup *d, struct dedup_entry *e)
+{
+	if (e->delivered)
+		return;
+	e->delivered = 1;
+	e->delivered_count = d->ops->deliver(d->arg, e);
+}
+
+/* Finish e when its answer is known; e must be delivered first. Returns 1 if e
+ * was finished (and is freed). */
+static int
+try_finish(struct dedup *d, struct dedup_entry *e)
+{
+	enum dedup_outcome how;
+
+	if (!e->delivered)
+		return 0;
+	if (e->echoed || e->exec == DEDUP_EXEC_OK)
+		how = DEDUP_REDIS;
+	else if (e->exec == DEDUP_EXEC_FAILED)
+		how = DEDUP_FAILED;
+	else if (e->timed_out)
+		how = DEDUP_TIMEOUT;
+	else
+		return 0;
+	unlink_entry(d, e);
+	d->ops->finish(d->arg, e, how, how == DEDUP_FAILED ? e->error : "");
+	entry_free(e);
+	return 1;
+}
+
+int
+dedup_echo(struct dedup *d, uint64_t seq)
+{
+	struct dedup_entry *e = find(d, seq);
+
+	if (e == NULL)
+		return 0;
+	if (e->delivered) {
+		/* Delivered locally already (subscriber lost, deadline): drop this copy,
+		 * but it proves Redis ran the publish, which settles the answer. */
+		e->echoed = 1;
+		try_finish(d, e);
+		return 0;
+	}
+	/* Own publishes reach Redis in seq order on one publisher connection; one
+	 * older than seq that has not come back yet was skipped by this subscription
+	 * (it ran before the subscription began, or it will never run). Delivering
+	 * it now keeps local order; its late copy, if any, is then dropped. */
+	for (;;) {
+		struct dedup_entry *old = d->head;
+
+		while (old != NULL && old->seq < seq && old->delivered)
+			old = old->next;
+		if (old == NULL || old->seq >= seq)
+			break;
+		deliver(d, old);
+		try_finish(d, old);
+	}
+	e = find(d, seq);   /* callbacks above cannot remove it, but stay safe */
+	if (e == NULL || e->delivered)
+		return 0;
+	e->echoed = 1;
+	deliver(d, e);
+	try_finish(d, e);
+	return 1;
+}
+
+void
+dedup_exec(struct dedup *d, uint64_t seq, int ok, const char *err)
+{
+	struct dedup_entry *e = find(d, seq);
+
+	if (e == NULL || e->exec != DEDUP_EXEC_PENDING)
+		return;
+	if (ok) {
+		e->exec = DEDUP_EXEC_OK;
+	} else {
+		e->exec = DEDUP_EXEC_FAILED;
+		snprintf(e->error, sizeof(e->error), "%s", err != NULL ? err : "");
+		deliver(d, e);
+	}
+	try_finish(d, e);
+}
+
+void
+dedup_expire(struct dedup *d, uint64_t now_ms)
+{
+	struct dedup_entry *e;
+
+	/* Restart from the head after each callback: they may add entries. */
+	for (;;) {
+		for (e = d->head; e != NULL; e = e->next)
+			if (e->deadline_ms <= now_ms && !e->timed_out)
+				break;
+		if (e == NULL)
+			return;
+		e->timed_out = 1;
+		deliver(d, e);
+		try_finish(d, e);
+	}
+}
+
+void
+dedup_sub_lost(struct dedup *d)
+{
+	struct dedup_entry *e;
+
+	for (;;) {
+		for (e = d->head; e != NULL && e->delivered; e = e->next)
+			;
+		if (e == NULL)
+			return;
+		deliver(d, e);
+		try_finish(d, e);
+	}
+}
+
+void
+dedup_cancel(struct dedup *d, void *owner)
+{
+	struct dedup_entry *e;
+
+	for (e = d->head; e != NULL; e = e->next) {
+		if (!e->cancelled && e->owner == owner) {
+			e->cancelled = 1;
+			e->owner = NULL;
+		}
+	}
+}
+
+uint64_t
+dedup_next_deadline(const struct dedup *d)
+{
+	const struct dedup_entry *e;
+	uint64_t min = UINT64_MAX;
+
+	for (e = d->head; e != NULL; e = e->next)
+		if (!e->timed_out && e->deadline_ms < min)
+			min = e->deadline_ms;
+	return min;
+}
+
+size_t
+dedup_count(const struct dedup *d)
+{
+	return d->count;
+}

@@ -1,0 +1,861 @@
+/* redis — see redis.h. Written against hiredis 0.14.1's async.c; the facts it
+ * relies on are noted where they are used. */
+#include "redis.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "conf.h"
+#include "ev.h"
+#include "log.h"
+
+#define NPATTERNS 3
+
+enum conn_state {
+	CONN_IDLE,         /* no context; the timer, if armed, starts the next attempt */
+	CONN_CONNECTING,   /* context made, handshake queued; the timer is its deadline */
+	CONN_READY,        /* subscription confirmed / PING answered */
+	CONN_KILLING       /* we gave up on it; the timer (0 ms) frees it */
+};
+
+struct conn {
+	struct redis *r;
+	const char *name;             /* "subscriber" / "publisher" */
+	int is_sub;
+	enum conn_state state;
+	redisAsyncContext *ac;        /* NULL when hiredis has freed it (or we are) */
+	int fd;                       /* of the context whose hooks we serve, -1 */
+	int registered;               /* fd is in the ev loop */
+	int events;                   /* its interest */
+	int confirmed;                /* PSUBSCRIBE confirmations received */
+	unsigned attempt;             /* failed attempts since last ready */
+	int tried;                    /* an attempt was made before (counts reconnects) */
+	int failing;                  /* a failure was logged since the last ready */
+	char last_logged[160];        /* failure reason logged last, to not repeat it */
+	struct ev_timer timer;
+};
+
+struct redis {
+	struct ev_loop *loop;
+	const struct conf_redis *conf;
+	const struct redis_handler *h;
+	void *arg;
+	struct conn sub, pub;
+	char *patterns[NPATTERNS];    /* data, meta, probe */
+	size_t meta_prefix_len;       /* strlen(REDIS_NS "meta:" prefix) */
+	size_t prefix_len;
+	struct ev_timer probe_timer;
+	uint64_t probe_seq;           /* last probe sent */
+	uint64_t probe_out;           /* probe awaited on the subscriber, 0 = none */
+	int probe_acked;              /* Redis answered the probe's PUBLISH */
+	int up;
+	int freeing;
+	unsigned long reconnects;
+	unsigned long probe_failures;
+	uint64_t rnd;
+	char reason[256];             /* last failure */
+};
+
+/* A publish waiting for its EXEC answer. hiredis calls every reply callback
+ * exactly once, with the reply or with NULL when the context goes away. */
+struct ticket {
+	struct redis *r;
+	uint64_t token;
+};
+
+static void conn_fail(struct conn *c, const char *reason);
+static void conn_connect(struct conn *c);
+
+unsigned
+redis_backoff_ms(unsigned min_ms, unsigned max_ms, unsigned attempt, uint32_t rnd)
+{
+	uint64_t base = min_ms, lo;
+
+	if (max_ms < min_ms)
+		max_ms = min_ms;
+	if (base == 0)
+		base = 1;
+	while (attempt-- > 0 && base < max_ms)
+		base <<= 1;
+	if (base > max_ms)
+		base = max_ms;
+	lo = base / 2 < min_ms ? min_ms : base / 2;
+	if (lo > base)
+		return (unsigned)base;
+	return (unsigned)(lo + rnd % (base - lo + 1));
+}
+
+static uint32_t
+next_rnd(struct redis *r)
+{
+	/* xorshift64*: jitter only, no security use. */
+	r->rnd ^= r->rnd >> 12;
+	r->rnd ^= r->rnd << 25;
+	r->rnd ^= r->rnd >> 27;
+	return (uint32_t)((r->rnd * 2685821657736338717ULL) >> 32);
+}
+
+int
+redis_is_up(const struct redis *r)
+{
+	return r->sub.state == CONN_READY && r->pub.state == CONN_READY;
+}
+
+const char *
+redis_down_reason(const struct redis *r)
+{
+	if (redis_is_up(r))
+		return "";
+	if (r->reason[0] == '\0')
+		return "connecting to Redis";
+	return r->reason;
+}
+
+unsigned long
+redis_reconnects(const struct redis *r)
+{
+	return r->reconnects;
+}
+
+unsigned long
+redis_probe_failures(const struct redis *r)
+{
+	return r->probe_failures;
+}
+
+/* ---- the five-hook adapter ---- */
+
+static void
+on_io(struct ev_loop *loop, int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+	redisAsyncContext *ac = c->ac;
+
+	(void)loop;
+	(void)fd;
+	if (ac == NULL || c->state == CONN_KILLING)
+		return;
+	/* Either call may end in hiredis freeing the context (the disconnect or
+	 * failed-connect callback then cleared c->ac): check before the next. */
+	if (events & EV_READ)
+		redisAsyncHandleRead(ac);
+	if (c->ac != ac || c->state == CONN_KILLING)
+		return;
+	if (events & EV_WRITE)
+		redisAsyncHandleWrite(ac);
+}
+
+static void
+hook_set(struct conn *c, int want)
+{
+	struct ev_loop *loop = c->r->loop;
+
+	if (c->fd < 0)
+		return;
+	if (c->state == CONN_KILLING)
+		want = EV_NONE;
+	if (!c->registered) {
+		if (ev_io_add(loop, c->fd, want, on_io, c) == -1) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "cannot watch the socket: %s", strerror(errno));
+			conn_fail(c, why);
+			return;
+		}
+		c->registered = 1;
+	} else if (want != c->events && ev_io_set(loop, c->fd, want) == -1) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "cannot watch the socket: %s", strerror(errno));
+		conn_fail(c, why);
+		return;
+	}
+	c->events = want;
+}
+
+/* Idempotent, as hiredis requires. */
+static void
+hook_add_read(void *priv)
+{
+	struct conn *c = priv;
+
+	hook_set(c, c->events | EV_READ);
+}
+
+static void
+hook_del_read(void *priv)
+{
+	struct conn *c = priv;
+
+	hook_set(c, c->events & ~EV_READ);
+}
+
+static void
+hook_add_write(void *priv)
+{
+	struct conn *c = priv;
+
+	hook_set(c, c->events | EV_WRITE);
+}
+
+static void
+hook_del_write(void *priv)
+{
+	struct conn *c = priv;
+
+	hook_set(c, c->events & ~EV_WRITE);
+}
+
+/* hiredis calls this before it closes the fd, possibly twice (on disconnect and
+ * on free), and before the disconnect callback. */
+static void
+hook_cleanup(void *priv)
+{
+	struct conn *c = priv;
+
+	if (c->registered)
+		ev_io_del(c->r->loop, c->fd);
+	c->registered = 0;
+	c->events = 0;
+	c->fd = -1;
+}
+
+/* ---- state changes ---- */
+
+static void
+probe_stop(struct redis *r)
+{
+	ev_timer_stop(r->loop, &r->probe_timer);
+	r->probe_out = 0;
+	r->probe_acked = 0;
+}
+
+static void
+log_failure(struct conn *c, const char *reason)
+{
+	/* Once per outage and per distinct reason; a Redis that stays down for a
+	 * day does not fill the log, a change of symptom is still seen. */
+	if (!c->failing || strcmp(c->last_logged, reason) != 0) {
+		log_warn("SSE: Redis connection failed, using single-server mode: %s (%s)",
+		    reason, c->name);
+		snprintf(c->last_logged, sizeof(c->last_logged), "%s", reason);
+		c->failing = 1;
+	} else {
+		log_debug("SSE: Redis connection failed again (%s): %s", c->name, reason);
+	}
+}
+
+/* c leaves CONNECTING or READY for `next`, because of reason. Tells the handler
+ * what that means for the process. */
+static void
+conn_down(struct conn *c, enum conn_state next, const char *reason)
+{
+	struct redis *r = c->r;
+	int was_up = r->up, was_ready = c->state == CONN_READY;
+
+	c->state = next;
+	ev_timer_stop(r->loop, &c->timer);
+	snprintf(r->reason, sizeof(r->reason), "%s (%s)", reason, c->name);
+	if (was_ready) {
+		log_warn("SSE: Redis connection closed (%s: %s)%s", c->name, reason,
+		    was_up ? ", using single-server mode" : "");
+		c->failing = 1;
+		snprintf(c->last_logged, sizeof(c->last_logged), "%s", reason);
+	} else {
+		log_failure(c, reason);
+	}
+	if (was_up) {
+		r->up = 0;
+		probe_stop(r);
+	}
+	if (r->freeing)
+		return;
+	if (c->is_sub && was_ready)
+		r->h->on_sub_lost(r->arg);
+	if (was_up)
+		r->h->on_mode(r->arg, 0);
+}
+
+static void
+schedule_retry(struct conn *c)
+{
+	struct redis *r = c->r;
+	unsigned ms = redis_backoff_ms((unsigned)r->conf->reconnect_min_ms,
+	    (unsigned)r->conf->reconnect_max_ms, c->attempt, next_rnd(r));
+
+	if (r->freeing)
+		return;
+	if (c->attempt < 32)
+		c->attempt++;
+	c->state = CONN_IDLE;
+	log_debug("SSE: Redis %s: next attempt in %u ms", c->name, ms);
+	ev_timer_start(r->loop, &c->timer, ms);
+}
+
+/* We give up on c's context. Never frees it here: we may be inside one of its
+ * callbacks (hiredis 0.14.1 runs the connect callback without its IN_CALLBACK
+ * guard, so even redisAsyncFree() would free under its feet); the 0 ms timer
+ * does it from a clean stack. */
+static void
+conn_fail(struct conn *c, const char *reason)
+{
+	if (c->state != CONN_CONNECTING && c->state != CONN_READY)
+		return;
+	conn_down(c, CONN_KILLING, reason);
+	if (c->registered) {
+		ev_io_set(c->r->loop, c->fd, EV_NONE);
+		c->events = EV_NONE;
+	}
+	ev_timer_start(c->r->loop, &c->timer, 0);
+}
+
+/* hiredis is freeing c's context (after our disconnect or failed-connect
+ * callback returns). */
+static void
+conn_gone(struct conn *c, const char *reason)
+{
+	c->ac = NULL;
+	if (c->state == CONN_KILLING)
+		return;   /* our timer carries on */
+	conn_down(c, CONN_IDLE, reason);
+	schedule_retry(c);
+}
+
+static void
+conn_ready(struct conn *c)
+{
+	struct redis *r = c->r;
+
+	c->state = CONN_READY;
+	c->attempt = 0;
+	c->failing = 0;
+	c->last_logged[0] = '\0';
+	ev_timer_stop(r->loop, &c->timer);
+	log_info("SSE: Redis %s ready", c->name);
+	if (!r->up && redis_is_up(r)) {
+		r->up = 1;
+		r->reason[0] = '\0';
+		log_notice("SSE: Redis Pub/Sub enabled (multi-server mode)");
+		r->probe_out = 0;
+		ev_timer_start(r->loop, &r->probe_timer, (uint64_t)r->conf->probe_interval * 1000);
+		r->h->on_mode(r->arg, 1);
+	}
+}
+
+static void
+on_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct conn *c = arg;
+	char why[96];
+
+	(void)loop;
+	(void)t;
+	switch (c->state) {
+	case CONN_IDLE:
+		conn_connect(c);
+		break;
+	case CONN_CONNECTING:
+		snprintf(why, sizeof(why), "no answer from Redis within %d ms",
+		    c->r->conf->connect_timeout_ms);
+		conn_fail(c, why);
+		break;
+	case CONN_KILLING: {
+		redisAsyncContext *ac = c->ac;
+
+		/* Clearing c->ac first makes every callback hiredis now runs for this
+		 * context (NULL replies, the disconnect callback) a no-op for c, except
+		 * publish tickets, which report their loss upward once. */
+		c->ac = NULL;
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		schedule_retry(c);
+		break;
+	}
+	case CONN_READY:
+		break;
+	}
+}
+
+/* ---- hiredis callbacks ---- */
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+	struct conn *c = ac->data;
+
+	if (c == NULL || c->ac != ac)
+		return;
+	/* 0.14.1: on failure the context is freed right after we return, without
+	 * the disconnect callback. ac->errstr may still be NULL then: use c.errstr. */
+	if (status != REDIS_OK)
+		conn_gone(c, ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct conn *c = ac->data;
+
+	if (c == NULL || c->ac != ac)
+		return;
+	conn_gone(c, status == REDIS_OK || ac->c.errstr[0] == '\0' ? "connection closed" :
+	    ac->c.errstr);
+}
+
+static int
+reply_is(const redisReply *rep, const char *s)
+{
+	size_t n = strlen(s);
+
+	return rep != NULL && (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) &&
+	    (size_t)rep->len == n && strncasecmp(rep->str, s, n) == 0;
+}
+
+/* Redis's words plus, for authentication errors, where to look. */
+static void
+error_reason(char *buf, size_t size, const char *what, const char *err)
+{
+	int auth = strncmp(err, "NOAUTH", 6) == 0 || strncmp(err, "WRONGPASS", 9) == 0 ||
+	    strstr(err, "invalid password") != NULL || strstr(err, "invalid username") != NULL;
+
+	snprintf(buf, size, "%s: %s%s", what, err,
+	    auth ? " (check redis.password / REDIS_PASSWORD)" : "");
+}
+
+static void
+on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct conn *c = priv;
+	redisReply *rep = reply;
+	char why[256];
+
+	if (rep == NULL || c->ac != ac || c->state != CONN_CONNECTING)
+		return;
+	if (rep->type != REDIS_REPLY_ERROR)
+		return;
+	/* A password the server does not need: say so, carry on (as the seed's
+	 * ioredis does). Redis 6+ and older word it differently. */
+	if (strstr(rep->str, "without any password configured") != NULL ||
+	    strstr(rep->str, "no password is set") != NULL) {
+		log_warn("SSE: Redis needs no password but redis.password / REDIS_PASSWORD is set (%s)",
+		    c->name);
+		return;
+	}
+	error_reason(why, sizeof(why), "AUTH failed", rep->str);
+	log_error("SSE: Redis authentication failed: %s; retrying", why);
+	conn_fail(c, why);
+}
+
+static void
+on_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct conn *c = priv;
+	redisReply *rep = reply;
+	char why[256];
+
+	if (rep == NULL || c->ac != ac || c->state != CONN_CONNECTING)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		error_reason(why, sizeof(why), "PING refused", rep->str);
+		conn_fail(c, why);
+		return;
+	}
+	conn_ready(c);
+}
+
+static int
+bytes_eq(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && memcmp(a, b, alen) == 0;
+}
+
+static void
+on_probe_back(struct redis *r, const char *msg, size_t len)
+{
+	char num[24];
+
+	if (r->probe_out == 0)
+		return;
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)r->probe_out);
+	if (bytes_eq(msg, len, num))
+		r->probe_out = 0;
+}
+
+/* Every reply on the subscriber after AUTH: the PSUBSCRIBE confirmations, then
+ * pmessages, then NULL when the context goes away (ignored: the disconnect
+ * callback says it). */
+static void
+on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct conn *c = priv;
+	struct redis *r = c->r;
+	redisReply *rep = reply, *pat, *chan, *msg;
+
+	if (rep == NULL || c->ac != ac || c->state == CONN_KILLING || c->state == CONN_IDLE)
+		return;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+		return;
+	if (reply_is(rep->element[0], "psubscribe")) {
+		if (++c->confirmed == NPATTERNS && c->state == CONN_CONNECTING)
+			conn_ready(c);
+		return;
+	}
+	if (!reply_is(rep->element[0], "pmessage") || rep->elements != 4 || c->state != CONN_READY)
+		return;
+	pat = rep->element[1];
+	chan = rep->element[2];
+	msg = rep->element[3];
+	if (pat->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING ||
+	    msg->type != REDIS_REPLY_STRING)
+		return;
+	if (bytes_eq(pat->str, (size_t)pat->len, r->patterns[0])) {
+		if ((size_t)chan->len < r->prefix_len ||
+		    strncmp(chan->str, REDIS_NS, strlen(REDIS_NS)) == 0)
+			return;
+		r->h->on_message(r->arg, chan->str + r->prefix_len,
+		    (size_t)chan->len - r->prefix_len, msg->str, (size_t)msg->len);
+	} else if (bytes_eq(pat->str, (size_t)pat->len, r->patterns[1])) {
+		if ((size_t)chan->len < r->meta_prefix_len)
+			return;
+		r->h->on_meta(r->arg, chan->str + r->meta_prefix_len,
+		    (size_t)chan->len - r->meta_prefix_len, msg->str, (size_t)msg->len);
+	} else if (bytes_eq(pat->str, (size_t)pat->len, r->patterns[2])) {
+		on_probe_back(r, msg->str, (size_t)msg->len);
+	}
+}
+
+static void
+on_exec(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct ticket *t = priv;
+	struct redis *r = t->r;
+	uint64_t token = t->token;
+	redisReply *rep = reply;
+	char why[256];
+
+	(void)ac;
+	free(t);
+	if (r->freeing)
+		return;
+	if (rep == NULL) {
+		snprintf(why, sizeof(why), "connection lost before Redis answered: %.200s",
+		    r->reason[0] ? r->reason : "closed");
+		r->h->on_published(r->arg, token, 0, why);
+	} else if (rep->type == REDIS_REPLY_ARRAY) {
+		r->h->on_published(r->arg, token, 1, "");
+	} else if (rep->type == REDIS_REPLY_ERROR) {
+		error_reason(why, sizeof(why), "Redis refused the publish", rep->str);
+		r->h->on_published(r->arg, token, 0, why);
+	} else {
+		r->h->on_published(r->arg, token, 0, "transaction aborted by Redis");
+	}
+}
+
+static void
+on_probe_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = priv;
+	redisReply *rep = reply;
+
+	if (rep == NULL || r->freeing || r->pub.ac != ac || rep->type != REDIS_REPLY_INTEGER)
+		return;
+	r->probe_acked = 1;
+}
+
+/* ---- connecting ---- */
+
+static void
+conn_connect(struct conn *c)
+{
+	struct redis *r = c->r;
+	const struct conf_redis *cf = r->conf;
+	redisAsyncContext *ac;
+	char why[192];
+
+	if (c->tried)
+		r->reconnects++;
+	c->tried = 1;
+	c->confirmed = 0;
+	if (cf->socket != NULL)
+		ac = redisAsyncConnectUnix(cf->socket);
+	else
+		ac = redisAsyncConnect(cf->host, cf->port);
+	if (ac == NULL || ac->err) {
+		snprintf(why, sizeof(why), "%s", ac != NULL ? ac->c.errstr : "out of memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);   /* not connected, no hooks: frees at once */
+		snprintf(r->reason, sizeof(r->reason), "%s (%s)", why, c->name);
+		log_failure(c, why);
+		schedule_retry(c);
+		return;
+	}
+	if (c->registered)   /* cannot happen: cleanup runs before every free */
+		ev_io_del(r->loop, c->fd);
+	c->registered = 0;
+	c->events = 0;
+	c->fd = ac->c.fd;
+	c->ac = ac;
+	c->state = CONN_CONNECTING;
+	ac->data = c;
+	ac->ev.data = c;
+	ac->ev.addRead = hook_add_read;
+	ac->ev.delRead = hook_del_read;
+	ac->ev.addWrite = hook_add_write;
+	ac->ev.delWrite = hook_del_write;
+	ac->ev.cleanup = hook_cleanup;
+	/* The hooks must be in place first: this one asks for write readiness to
+	 * learn when the non-blocking connect() completes. */
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (c->state != CONN_CONNECTING)
+		return;   /* a hook failed: conn_fail() took over */
+	ev_timer_start(r->loop, &c->timer, (uint64_t)cf->connect_timeout_ms);
+
+	if (cf->password != NULL) {
+		const char *argv[2] = { "AUTH", cf->password };
+		size_t argvlen[2] = { 4, strlen(cf->password) };
+
+		if (redisAsyncCommandArgv(ac, on_auth, c, 2, argv, argvlen) != REDIS_OK)
+			goto fail;
+	}
+	if (c->is_sub) {
+		/* One command for all three: hiredis 0.14.1 files each pattern under
+		 * the same callback, and Redis starts them together. */
+		const char *argv[1 + NPATTERNS] = { "PSUBSCRIBE", r->patterns[0], r->patterns[1],
+		    r->patterns[2] };
+		size_t argvlen[1 + NPATTERNS] = { 10, strlen(r->patterns[0]),
+		    strlen(r->patterns[1]), strlen(r->patterns[2]) };
+
+		if (redisAsyncCommandArgv(ac, on_sub, c, 1 + NPATTERNS, argv, argvlen) != REDIS_OK)
+			goto fail;
+	} else {
+		const char *argv[1] = { "PING" };
+		size_t argvlen[1] = { 4 };
+
+		if (redisAsyncCommandArgv(ac, on_ping, c, 1, argv, argvlen) != REDIS_OK)
+			goto fail;
+	}
+	return;
+fail:
+	conn_fail(c, "cannot queue the handshake");
+}
+
+/* ---- probes ---- */
+
+static void
+on_probe_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct redis *r = arg;
+	char num[24], why[128];
+	const char *argv[3];
+	size_t argvlen[3];
+
+	(void)t;
+	if (!r->up)
+		return;
+	if (r->probe_out != 0) {
+		r->probe_failures++;
+		if (r->probe_acked)
+			snprintf(why, sizeof(why), "subscriber deaf: probe not received within %d s",
+			    r->conf->probe_interval);
+		else
+			snprintf(why, sizeof(why), "Redis did not answer the probe within %d s",
+			    r->conf->probe_interval);
+		log_warn("SSE: Redis probe failed, rebuilding the %s: %s",
+		    r->probe_acked ? "subscriber" : "connections", why);
+		if (!r->probe_acked)
+			conn_fail(&r->pub, why);
+		conn_fail(&r->sub, why);
+		return;
+	}
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)++r->probe_seq);
+	argv[0] = "PUBLISH";
+	argv[1] = r->patterns[2];   /* no glob character in it: also a channel name */
+	argv[2] = num;
+	argvlen[0] = 7;
+	argvlen[1] = strlen(r->patterns[2]);
+	argvlen[2] = strlen(num);
+	if (redisAsyncCommandArgv(r->pub.ac, on_probe_reply, r, 3, argv, argvlen) != REDIS_OK) {
+		conn_fail(&r->pub, "cannot queue a probe");
+		return;
+	}
+	r->probe_out = r->probe_seq;
+	r->probe_acked = 0;
+	ev_timer_start(loop, &r->probe_timer, (uint64_t)r->conf->probe_interval * 1000);
+}
+
+/* ---- publishing ---- */
+
+int
+redis_publish(struct redis *r, const char *resource, size_t resource_len,
+    const char *meta, size_t meta_len, const char *data, size_t len, uint64_t token)
+{
+	redisAsyncContext *ac = r->pub.ac;
+	size_t plen = r->prefix_len, mlen = r->meta_prefix_len;
+	char *chan = NULL, *mchan = NULL;
+	struct ticket *t = NULL;
+	const char *argv[3];
+	size_t argvlen[3];
+	int sent = 0;
+
+	if (!redis_is_up(r) || ac == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	chan = malloc(plen + resource_len);
+	mchan = malloc(mlen + resource_len);
+	t = malloc(sizeof(*t));
+	if (chan == NULL || mchan == NULL || t == NULL)
+		goto fail;
+	memcpy(chan, r->patterns[0], plen);          /* "<prefix>*" minus the '*' */
+	memcpy(chan + plen, resource, resource_len);
+	memcpy(mchan, r->patterns[1], mlen);
+	memcpy(mchan + mlen, resource, resource_len);
+	t->r = r;
+	t->token = token;
+
+	argv[0] = "MULTI";
+	argvlen[0] = 5;
+	if (redisAsyncCommandArgv(ac, NULL, NULL, 1, argv, argvlen) != REDIS_OK)
+		goto fail;
+	sent = 1;
+	/* Meta first: a subscriber reads it, then the payload right after it (no
+	 * other client's command runs inside EXEC). */
+	argv[0] = "PUBLISH";
+	argvlen[0] = 7;
+	argv[1] = mchan;
+	argvlen[1] = mlen + resource_len;
+	argv[2] = meta;
+	argvlen[2] = meta_len;
+	if (redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, argvlen) != REDIS_OK)
+		goto fail;
+	argv[1] = chan;
+	argvlen[1] = plen + resource_len;
+	argv[2] = data;
+	argvlen[2] = len;
+	if (redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, argvlen) != REDIS_OK)
+		goto fail;
+	argv[0] = "EXEC";
+	argvlen[0] = 4;
+	if (redisAsyncCommandArgv(ac, on_exec, t, 1, argv, argvlen) != REDIS_OK)
+		goto fail;
+	free(chan);
+	free(mchan);
+	return 0;
+
+fail:
+	/* Half a transaction on the wire: only a new connection discards it. */
+	if (sent)
+		conn_fail(&r->pub, "cannot queue a publish");
+	free(chan);
+	free(mchan);
+	free(t);
+	errno = ENOMEM;
+	return -1;
+}
+
+void
+redis_reset_publisher(struct redis *r, const char *reason)
+{
+	conn_fail(&r->pub, reason);
+}
+
+/* ---- life cycle ---- */
+
+static char *
+concat3(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	char *s = malloc(la + lb + lc + 1);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb);
+	memcpy(s + la + lb, c, lc + 1);
+	return s;
+}
+
+static void
+conn_init(struct conn *c, struct redis *r, const char *name, int is_sub)
+{
+	c->r = r;
+	c->name = name;
+	c->is_sub = is_sub;
+	c->state = CONN_IDLE;
+	c->fd = -1;
+	ev_timer_init(&c->timer, on_timer, c);
+}
+
+struct redis *
+redis_new(struct ev_loop *loop, const struct conf_redis *conf, const char *origin,
+    const struct redis_handler *h, void *arg)
+{
+	struct redis *r = calloc(1, sizeof(*r));
+	const char *prefix = conf->channel_prefix != NULL ? conf->channel_prefix : "sse:";
+	size_t i;
+
+	if (r == NULL)
+		return NULL;
+	r->loop = loop;
+	r->conf = conf;
+	r->h = h;
+	r->arg = arg;
+	ev_timer_init(&r->probe_timer, on_probe_timer, r);
+	r->prefix_len = strlen(prefix);
+	r->meta_prefix_len = strlen(REDIS_NS "meta:") + r->prefix_len;
+	r->patterns[0] = concat3(prefix, "*", "");
+	r->patterns[1] = concat3(REDIS_NS "meta:", prefix, "*");
+	r->patterns[2] = concat3(REDIS_NS "probe:", origin, "");
+	for (i = 0; i < NPATTERNS; i++) {
+		if (r->patterns[i] == NULL) {
+			redis_free(r);
+			return NULL;
+		}
+	}
+	for (i = 0; origin[i] != '\0'; i++)
+		r->rnd = (r->rnd ^ (unsigned char)origin[i]) * 1099511628211ULL;
+	r->rnd ^= (uint64_t)(uintptr_t)r;
+	if (r->rnd == 0)
+		r->rnd = 88172645463325252ULL;
+	conn_init(&r->sub, r, "subscriber", 1);
+	conn_init(&r->pub, r, "publisher", 0);
+	conn_connect(&r->sub);
+	conn_connect(&r->pub);
+	return r;
+}
+
+void
+redis_free(struct redis *r)
+{
+	struct conn *conns[2];
+	size_t i;
+
+	if (r == NULL)
+		return;
+	r->freeing = 1;
+	conns[0] = &r->sub;
+	conns[1] = &r->pub;
+	ev_timer_stop(r->loop, &r->probe_timer);
+	for (i = 0; i < 2; i++) {
+		struct conn *c = conns[i];
+		redisAsyncContext *ac = c->ac;
+
+		if (c->r == NULL)
+			continue;   /* redis_new failed before conn_init */
+		ev_timer_stop(r->loop, &c->timer);
+		c->ac = NULL;
+		c->state = CONN_KILLING;
+		if (ac != NULL)
+			redisAsyncFree(ac);   /* NULL replies free the tickets */
+	}
+	for (i = 0; i < NPATTERNS; i++)
+		free(r->patterns[i]);
+	free(r);
+}

@@ -1,0 +1,104 @@
+/*
+ * redis — the only hiredis user: two asynchronous connections to one Redis,
+ * plugged into the process's ev loop, that survive anything Redis does.
+ *
+ *   subscriber  AUTH (if a password is set), then ONE
+ *               PSUBSCRIBE <prefix>*  __sse-fcgi__:meta:<prefix>*  __sse-fcgi__:probe:<origin>
+ *               (one command, so the payload and meta patterns start together:
+ *               a subscriber sees a meta record and its payload both or neither);
+ *               ready once all three patterns are confirmed.
+ *   publisher   AUTH (if set), then PING; ready once PING answers. Publishes go
+ *               out as MULTI / PUBLISH meta / PUBLISH payload / EXEC.
+ *
+ * Channels outside <prefix>* live under "__sse-fcgi__:" so that neither a
+ * browser nor a seed peer (which PSUBSCRIBEs <prefix>*) ever sees them. A
+ * message on a channel that matches <prefix>* but starts with "__sse-fcgi__:"
+ * (only possible with a channel_prefix that is a prefix of that string, such
+ * as "__") is taken as internal and not delivered as a payload.
+ *
+ * Up ("multi-server mode") means: subscription confirmed AND publisher ready.
+ * Anything else is down. A connection that fails to connect, to authenticate or
+ * to answer its handshake within redis.connect_timeout_ms, or is lost, is freed
+ * and retried after a capped, jittered exponential backoff
+ * (redis_backoff_ms()). Every probe_interval seconds while up, a probe is
+ * PUBLISHed on the publisher to the probe channel; if it has not come back on
+ * the subscriber by the next probe, the subscriber is rebuilt (and the publisher
+ * too if Redis did not even answer the PUBLISH).
+ *
+ * No call ever blocks on Redis, with one exception inherited from hiredis
+ * 0.14.1: resolving a host NAME (not an address, not /etc/hosts) uses a
+ * blocking getaddrinfo() at each connection attempt. Use an address or
+ * redis.socket where that matters.
+ *
+ * hiredis contexts are never freed from inside one of their own callbacks:
+ * every teardown we decide is deferred to a 0 ms timer, and a context hiredis
+ * tears down itself is left to hiredis (it frees it after the disconnect
+ * callback).
+ */
+#ifndef SSE_REDIS_H
+#define SSE_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct conf_redis;
+struct redis;
+
+/* Namespace of every channel sse-fcgi uses besides <channel_prefix><resource>. */
+#define REDIS_NS "__sse-fcgi__:"
+
+/* Upward calls; all pointers are borrowed for the call. Each may run inside a
+ * hiredis callback: it may call redis_publish() and redis_reset_publisher(),
+ * never redis_free(). */
+struct redis_handler {
+	/* Entered (up = 1) or left (up = 0) multi-server mode. */
+	void (*on_mode)(void *arg, int up);
+	/* The confirmed subscription is gone (called before on_mode(0)): nothing
+	 * more will arrive on it. */
+	void (*on_sub_lost)(void *arg);
+	/* A message on <prefix><resource>, from anyone. */
+	void (*on_message)(void *arg, const char *resource, size_t resource_len,
+	    const char *data, size_t len);
+	/* A message on the meta channel of <prefix><resource>. */
+	void (*on_meta)(void *arg, const char *resource, size_t resource_len,
+	    const char *meta, size_t meta_len);
+	/* Outcome of redis_publish(token), exactly once per accepted publish:
+	 * ok (EXEC answered), or not (reason: Redis's error, or the connection was
+	 * lost before an answer; Redis may still have run it). */
+	void (*on_published)(void *arg, uint64_t token, int ok, const char *reason);
+};
+
+/* Starts connecting at once. conf, origin (copied) and h outlive nothing:
+ * conf and h are borrowed and must outlive the object. NULL on ENOMEM. */
+struct redis *redis_new(struct ev_loop *loop, const struct conf_redis *conf,
+    const char *origin, const struct redis_handler *h, void *arg);
+/* Closes both connections without calling the handler. Accepts NULL. Not from
+ * a handler callback. */
+void redis_free(struct redis *r);
+
+int redis_is_up(const struct redis *r);
+/* Why we are not up (last failure), "" when up. Static until the next call. */
+const char *redis_down_reason(const struct redis *r);
+
+/* Queue MULTI / PUBLISH <meta channel of resource> meta / PUBLISH <prefix><resource>
+ * data / EXEC. 0: on_published(token) will be called exactly once (possibly after
+ * a disconnect, with ok = 0). -1: not up (ENOTCONN) or could not queue (ENOMEM):
+ * nothing was sent and on_published will not be called. */
+int redis_publish(struct redis *r, const char *resource, size_t resource_len,
+    const char *meta, size_t meta_len, const char *data, size_t len, uint64_t token);
+
+/* The publisher looks stuck (a publish got no answer in time): rebuild it. */
+void redis_reset_publisher(struct redis *r, const char *reason);
+
+/* Connection attempts after the first one, both connections together. */
+unsigned long redis_reconnects(const struct redis *r);
+/* Probes that did not come back in time. */
+unsigned long redis_probe_failures(const struct redis *r);
+
+/* Pure: the delay before reconnection attempt number `attempt` (0 = first retry):
+ * base = min(max_ms, min_ms * 2^attempt), then uniformly jittered over
+ * [max(min_ms, base / 2), base] by rnd. Always within [min_ms, max(min_ms, max_ms)]. */
+unsigned redis_backoff_ms(unsigned min_ms, unsigned max_ms, unsigned attempt, uint32_t rnd);
+
+#endif

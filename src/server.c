@@ -1,0 +1,950 @@
+/*
+ * server — see server.h.
+ *
+ * A connection lives two lives. First a struct conn reads the request head without
+ * ever blocking: bytes are buffered and walked by fcgi_head_scan until the request is
+ * complete, and only then does libfcgi decode it (fcgi_request_parse). Then a struct
+ * stream takes the descriptor for the answer: either an event stream, registered under
+ * its resource until it ends, or a one-shot reply that closes once written. The conn's
+ * buffer is freed at that point, so an idle event stream costs only its small struct.
+ *
+ * Writes are deferred: queuing marks a stream dirty and a zero-delay timer flushes every
+ * dirty stream after the current batch of events, so several events queued in one loop
+ * pass leave in one writev. Closes are deferred the same way, so a stream may be killed
+ * from anywhere (even while its resource is being walked) and is freed in one place.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "ev.h"
+#include "fcgi_record.h"
+#include "fcgi_request.h"
+#include "hub.h"
+#include "log.h"
+#include "registry.h"
+#include "route.h"
+#include "sse.h"
+#include "stream.h"
+#include "utf8.h"
+
+#define REQUEST_TIMEOUT_MS 10000   /* a request head must arrive within this */
+#define ACCEPT_BATCH 64            /* accepts per wake-up, so accepting cannot starve streams */
+#define HEAD_ROOM (64 * 1024)      /* params and record headers buffered besides the body */
+#define RETRY_AFTER "5"            /* seconds, on 429 and 503 */
+#define SHUTDOWN_JITTER_MS 10000   /* retry: spread on shutdown */
+#define STREAM_BLOCKED 16          /* stream flag: waiting for EV_WRITE, do not flush early */
+#define STREAM_PENDING 32          /* stream flag: a publish awaits the hub's answer */
+
+#define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
+
+struct slist {
+	struct stream *head, *tail;
+};
+
+struct conn {
+	struct server *srv;
+	struct conn *prev, *next;
+	int fd;
+	struct ev_timer timer;
+	struct fcgi_head_scan scan;
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+struct server {
+	struct ev_loop *loop;
+	const struct conf *conf;
+	int listen_fd;
+	int reserve_fd;         /* held open so EMFILE can still be answered with a 503 */
+	int listen_paused;
+	int shutting_down;
+	size_t ceiling;         /* event streams this process will hold */
+	struct registry *reg;
+	struct hub *hub;
+	struct route_prefixes prefixes;
+	struct msg *open_msg;   /* headers + retry:, shared by every stream */
+	struct msg *hb_msg;     /* heartbeat comment */
+	struct slist idle, replies;   /* see slist below */
+	struct stream *dirty;
+	struct conn *conns;
+	size_t nconns, nstreams;  /* request heads being read; streams incl. replies */
+	struct ev_timer flush_timer, heartbeat_timer, shutdown_timer;
+	time_t started;
+	unsigned long long messages_in, messages_out, dropped_slow, refused;
+};
+
+/* ---- message helpers ---- */
+
+static struct msg *
+msg_static(const char *text, size_t len)
+{
+	struct msg *m = msg_new(len, 0);
+
+	if (m == NULL)
+		return NULL;
+	memcpy(m->data, text, len);
+	m->refs = MSG_STATIC;
+	return m;
+}
+
+/* A whole reply as ready-made records: STDOUT with text, then the end of the request. */
+static struct msg *
+msg_reply(uint16_t id, const char *text, size_t len)
+{
+	struct msg *m = msg_new(fcgi_stdout_size(len) + FCGI_END_LEN, 1);
+	size_t off;
+
+	if (m == NULL)
+		return NULL;
+	off = fcgi_stdout_encode((uint8_t *)m->data, id, text, len);
+	fcgi_end_encode((uint8_t *)m->data + off, id, 0);
+	return m;
+}
+
+/* ---- stream lifecycle ---- */
+
+static void flush_schedule(struct server *srv);
+
+static void
+mark_dirty(struct server *srv, struct stream *s)
+{
+	if (s->flags & STREAM_DIRTY)
+		return;
+	s->flags |= STREAM_DIRTY;
+	s->dirty_next = srv->dirty;
+	srv->dirty = s;
+	flush_schedule(srv);
+}
+
+/*
+ * Every live stream is on exactly one list, through idle_prev/idle_next: event streams on
+ * srv->idle (oldest write first, which is heartbeat order), replies and ending streams on
+ * srv->replies. Dead streams are only on the dirty list, until they are freed.
+ */
+static void
+slist_del(struct slist *l, struct stream *s)
+{
+	if (s->idle_prev != NULL)
+		s->idle_prev->idle_next = s->idle_next;
+	else
+		l->head = s->idle_next;
+	if (s->idle_next != NULL)
+		s->idle_next->idle_prev = s->idle_prev;
+	else
+		l->tail = s->idle_prev;
+	s->idle_prev = s->idle_next = NULL;
+}
+
+static void
+slist_add(struct slist *l, struct stream *s)
+{
+	s->idle_prev = l->tail;
+	s->idle_next = NULL;
+	if (l->tail != NULL)
+		l->tail->idle_next = s;
+	else
+		l->head = s;
+	l->tail = s;
+}
+
+/* Takes the stream out of every list it is reachable from; freed at the next flush. */
+static void
+stream_kill(struct server *srv, struct stream *s)
+{
+	if (s->flags & STREAM_DEAD)
+		return;
+	if (s->flags & STREAM_SSE) {
+		registry_del(srv->reg, &s->node);
+		slist_del(&srv->idle, s);
+		s->flags &= (uint8_t)~STREAM_SSE;
+	} else {
+		slist_del(&srv->replies, s);
+	}
+	if (s->flags & STREAM_PENDING) {
+		hub_cancel(srv->hub, s);
+		s->flags &= (uint8_t)~STREAM_PENDING;
+	}
+	ev_io_del(srv->loop, s->fd);
+	s->flags |= STREAM_DEAD;
+	mark_dirty(srv, s);
+}
+
+/* A descriptor was freed: take back the reserve and resume accepting if we had paused. */
+static void
+fd_released(struct server *srv)
+{
+	if (srv->reserve_fd == -1)
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (srv->listen_paused && !srv->shutting_down) {
+		srv->listen_paused = 0;
+		ev_io_set(srv->loop, srv->listen_fd, EV_READ);
+	}
+	if (srv->shutting_down && srv->nstreams == 0 && srv->nconns == 0)
+		ev_loop_stop(srv->loop);
+}
+
+static void
+stream_finalize(struct server *srv, struct stream *s)
+{
+	close(s->fd);
+	stream_release(s);
+	free(s);
+	srv->nstreams--;
+	fd_released(srv);
+}
+
+/* Queues m on s; a stream that cannot take it is stalled and is closed. */
+static int
+stream_push(struct server *srv, struct stream *s, struct msg *m, size_t limit)
+{
+	if (stream_queue(s, m, limit) == -1) {
+		if (errno == ENOBUFS) {
+			srv->dropped_slow++;
+			log_info("stream on %s stalled with %u bytes queued, closing it",
+			    registry_node_name(&s->node), s->queued);
+		} else {
+			log_warn("out of memory queuing on %s, closing the stream",
+			    registry_node_name(&s->node));
+		}
+		stream_kill(srv, s);
+		return -1;
+	}
+	if (s->flags & STREAM_SSE) {
+		s->last_write_ms = ev_now_ms(srv->loop);
+		slist_del(&srv->idle, s);
+		slist_add(&srv->idle, s);
+	}
+	if (!(s->flags & STREAM_BLOCKED))
+		mark_dirty(srv, s);
+	return 0;
+}
+
+static void
+stream_flush_one(struct server *srv, struct stream *s)
+{
+	int r = stream_flush(s);
+
+	if (r == -1) {
+		stream_kill(srv, s);
+		return;
+	}
+	if (r == 0) {
+		if (!(s->flags & STREAM_BLOCKED)) {
+			s->flags |= STREAM_BLOCKED;
+			ev_io_set(srv->loop, s->fd, EV_READ | EV_WRITE);
+		}
+		return;
+	}
+	if (s->flags & STREAM_CLOSING) {
+		stream_kill(srv, s);
+		return;
+	}
+	if (s->flags & STREAM_BLOCKED) {
+		s->flags &= (uint8_t)~STREAM_BLOCKED;
+		ev_io_set(srv->loop, s->fd, EV_READ);
+	}
+}
+
+static void
+on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct server *srv = arg;
+	struct stream *s = srv->dirty, *next;
+
+	(void)loop;
+	(void)t;
+	srv->dirty = NULL;
+	for (; s != NULL; s = next) {
+		next = s->dirty_next;
+		s->flags &= (uint8_t)~STREAM_DIRTY;
+		if (s->flags & STREAM_DEAD)
+			stream_finalize(srv, s);
+		else if (!(s->flags & STREAM_BLOCKED))
+			stream_flush_one(srv, s);
+	}
+}
+
+static void
+flush_schedule(struct server *srv)
+{
+	if (!ev_timer_is_active(&srv->flush_timer))
+		ev_timer_start(srv->loop, &srv->flush_timer, 0);
+}
+
+/* The peer only ever sends EOF or ABORT_REQUEST once the request is in. */
+static void
+on_stream_io(struct ev_loop *loop, int fd, int events, void *arg)
+{
+	struct stream *s = arg;
+	struct server *srv = s->owner;
+
+	(void)loop;
+	if (events & EV_READ) {
+		uint8_t buf[512];
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+			stream_kill(srv, s);
+			return;
+		}
+		if (n > 0 && fcgi_tail_feed(&s->tail, buf, (size_t)n) != 0) {
+			log_debug("stream on %s aborted by the web server",
+			    registry_node_name(&s->node));
+			stream_kill(srv, s);
+			return;
+		}
+	}
+	if (events & EV_WRITE)
+		stream_flush_one(srv, s);
+}
+
+static struct stream *
+stream_adopt(struct server *srv, int fd, uint16_t id)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->owner = srv;
+	s->fd = fd;
+	s->id = id;
+	if (ev_io_add(srv->loop, fd, EV_READ, on_stream_io, s) == -1) {
+		free(s);
+		return NULL;
+	}
+	slist_add(&srv->replies, s);
+	srv->nstreams++;
+	return s;
+}
+
+/* ---- replies ---- */
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+/*
+ * Queues a complete reply and the end of the request; the stream closes once it is out.
+ * extra is zero or more full header lines ("Name: value\r\n").
+ */
+static void
+reply(struct server *srv, struct stream *s, int status, const char *extra,
+    const char *fmt, ...)
+{
+	char body[1024], text[2048];
+	struct msg *m;
+	va_list ap;
+	int blen, tlen;
+
+	va_start(ap, fmt);
+	blen = vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	if (blen < 0 || (size_t)blen >= sizeof(body))
+		blen = snprintf(body, sizeof(body), "{\"error\":\"reply too long\"}");
+	tlen = snprintf(text, sizeof(text),
+	    "Status: %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+	    "Content-Length: %d\r\n%s\r\n%s\n",
+	    status, status_text(status), blen + 1, extra != NULL ? extra : "", body);
+	if (tlen < 0 || (size_t)tlen >= sizeof(text))
+		tlen = (int)strlen(text);
+	if (status != 200)
+		srv->refused++;
+	m = msg_reply(s->id, text, (size_t)tlen);
+	if (m == NULL) {
+		stream_kill(srv, s);
+		return;
+	}
+	s->flags |= STREAM_CLOSING;
+	stream_push(srv, s, m, SIZE_MAX);
+	msg_unref(m);
+}
+
+static void
+reply_error(struct server *srv, struct stream *s, int status, const char *extra,
+    const char *why)
+{
+	reply(srv, s, status, extra, "{\"error\":\"%s\"}", why);
+}
+
+/* ---- routes ---- */
+
+static void
+subscribe(struct server *srv, struct stream *s, const struct route *r)
+{
+	const struct conf *c = srv->conf;
+	struct resource *res;
+
+	if (srv->shutting_down) {
+		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "shutting down");
+		return;
+	}
+	if (registry_streams(srv->reg) >= srv->ceiling) {
+		log_info("stream limit reached (%zu), refusing %.*s", srv->ceiling,
+		    (int)r->resource_len, r->resource);
+		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n",
+		    "too many streams on this process");
+		return;
+	}
+	res = registry_find(srv->reg, r->resource, r->resource_len);
+	if (registry_resource_streams(res) >= (size_t)c->max_streams_per_resource) {
+		reply_error(srv, s, 429, "Retry-After: " RETRY_AFTER "\r\n",
+		    "too many streams on this resource");
+		return;
+	}
+	if (registry_add(srv->reg, &s->node, r->resource, r->resource_len) == -1) {
+		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
+		return;
+	}
+	slist_del(&srv->replies, s);
+	s->flags |= STREAM_SSE;
+	slist_add(&srv->idle, s);
+	stream_push(srv, s, srv->open_msg, SIZE_MAX);
+}
+
+static void
+on_published(void *arg, const struct hub_result *res)
+{
+	struct stream *s = arg;
+	struct server *srv = s->owner;
+
+	s->flags &= (uint8_t)~STREAM_PENDING;
+	if (res->fallback)
+		reply(srv, s, 200, NULL,
+		    "{\"mode\":\"%s\",\"delivered\":%zu,\"fallback\":true,\"reason\":\"%s\"}",
+		    res->mode, res->delivered, res->reason);
+	else
+		reply(srv, s, 200, NULL, "{\"mode\":\"%s\",\"delivered\":%zu,\"fallback\":false}",
+		    res->mode, res->delivered);
+}
+
+static int
+authorized(struct server *srv, struct stream *s, const struct fcgi_request *req)
+{
+	const char *token = srv->conf->publish_token;
+
+	if (token == NULL || route_token_check(req->authorization, token))
+		return 1;
+	reply_error(srv, s, 401, "WWW-Authenticate: Bearer\r\n", "missing or wrong bearer token");
+	return 0;
+}
+
+static void
+publish(struct server *srv, struct stream *s, const struct route *r,
+    const struct fcgi_request *req, int too_large)
+{
+	if (!authorized(srv, s, req))
+		return;
+	if (too_large) {
+		reply(srv, s, 413, NULL, "{\"error\":\"message over %d bytes\"}",
+		    srv->conf->max_message_bytes);
+		return;
+	}
+	if (req->body_len == 0) {
+		reply_error(srv, s, 400, NULL, "empty message");
+		return;
+	}
+	if (!utf8_is_valid(req->body, req->body_len)) {
+		reply_error(srv, s, 400, NULL, "message is not valid UTF-8");
+		return;
+	}
+	srv->messages_in++;
+	s->flags |= STREAM_PENDING;
+	if (hub_publish(srv->hub, r->resource, r->resource_len, r->event, r->event_len,
+	    req->body, req->body_len, on_published, s) == -1) {
+		s->flags &= (uint8_t)~STREAM_PENDING;
+		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
+	}
+}
+
+static void
+stats(struct server *srv, struct stream *s)
+{
+	reply(srv, s, 200, NULL,
+	    "{\"pid\":%ld,\"mode\":\"%s\",\"event_loop\":\"%s\",\"streams\":%zu,"
+	    "\"resources\":%zu,\"stream_ceiling\":%zu,\"connections\":%zu,"
+	    "\"messages_in\":%llu,\"messages_out\":%llu,\"dropped_slow\":%llu,"
+	    "\"refused\":%llu,\"redis_reconnects\":%lu,\"fallbacks\":%lu,\"uptime\":%lld}",
+	    (long)getpid(), hub_mode(srv->hub), ev_loop_backend(srv->loop),
+	    registry_streams(srv->reg), registry_resources(srv->reg), srv->ceiling,
+	    srv->nconns + srv->nstreams, srv->messages_in, srv->messages_out,
+	    srv->dropped_slow, srv->refused, hub_reconnects(srv->hub), hub_fallbacks(srv->hub),
+	    (long long)(time(NULL) - srv->started));
+}
+
+static void
+handle(struct server *srv, struct stream *s, const struct fcgi_request *req, int too_large)
+{
+	struct route r;
+	int status = route_parse(&r, &srv->prefixes, req->method, req->uri, strlen(req->uri));
+	char allow[64];
+
+	switch (status) {
+	case 0:
+		break;
+	case 405:
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n", r.allow);
+		reply_error(srv, s, 405, allow, "method not allowed");
+		return;
+	case 404:
+		reply_error(srv, s, 404, NULL, "not found");
+		return;
+	default:
+		reply_error(srv, s, status, NULL,
+		    "resource and event names are 1-128 bytes of A-Z a-z 0-9 - _ . :");
+		return;
+	}
+	switch (r.kind) {
+	case ROUTE_SUBSCRIBE:
+		subscribe(srv, s, &r);
+		break;
+	case ROUTE_PUBLISH:
+		publish(srv, s, &r, req, too_large);
+		break;
+	case ROUTE_PUBLISH_COUNT:
+		if (authorized(srv, s, req))
+			reply(srv, s, 200, NULL, "{\"resource\":\"%.*s\",\"streams\":%zu}",
+			    (int)r.resource_len, r.resource, registry_resource_streams(
+			    registry_find(srv->reg, r.resource, r.resource_len)));
+		break;
+	case ROUTE_STATS:
+		stats(srv, s);
+		break;
+	default:
+		reply_error(srv, s, 404, NULL, "not found");
+		break;
+	}
+}
+
+/* ---- request heads ---- */
+
+static void
+conn_close(struct conn *c, int close_fd)
+{
+	struct server *srv = c->srv;
+
+	ev_timer_stop(srv->loop, &c->timer);
+	ev_io_del(srv->loop, c->fd);
+	if (close_fd)
+		close(c->fd);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	free(c->buf);
+	free(c);
+	if (close_fd)
+		fd_released(srv);
+}
+
+/* The whole request is in: decode it, hand the descriptor to a stream, answer. */
+static void
+conn_dispatch(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct fcgi_request req;
+	struct stream *s;
+	int fd = c->fd, too_large = c->scan.stdin_dropped;
+
+	if (fcgi_request_parse(&req, c->buf, c->len) == -1) {
+		log_warn("undecodable FastCGI request: %s", strerror(errno));
+		conn_close(c, 1);
+		return;
+	}
+	if (c->scan.off < c->len)   /* bytes past the request: the stream's to watch */
+		memmove(c->buf, c->buf + c->scan.off, c->len - c->scan.off);
+	c->len -= c->scan.off;
+	conn_close(c, 0);   /* c is gone; the descriptor stays open */
+	s = stream_adopt(srv, fd, req.id);
+	if (s == NULL) {
+		log_warn("out of memory for a stream, dropping the connection");
+		close(fd);
+		fd_released(srv);
+	} else {
+		handle(srv, s, &req, too_large);
+	}
+	fcgi_request_release(&req);
+}
+
+static void
+on_conn_io(struct ev_loop *loop, int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+	size_t max_stdin = (size_t)c->srv->conf->max_message_bytes;
+	size_t limit = max_stdin + HEAD_ROOM;
+
+	(void)loop;
+	(void)events;
+	for (;;) {
+		ssize_t n;
+		int r;
+
+		if (c->len == c->cap) {
+			size_t ncap = c->cap * 2;
+			uint8_t *nb;
+
+			if (c->cap >= limit) {
+				log_warn("FastCGI request head over %zu bytes, closing", limit);
+				conn_close(c, 1);
+				return;
+			}
+			if (ncap > limit)
+				ncap = limit;
+			nb = realloc(c->buf, ncap);
+			if (nb == NULL) {
+				conn_close(c, 1);
+				return;
+			}
+			c->buf = nb;
+			c->cap = ncap;
+		}
+		n = read(fd, c->buf + c->len, c->cap - c->len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			conn_close(c, 1);
+			return;
+		}
+		c->len += (size_t)n;
+		r = fcgi_head_scan(&c->scan, c->buf, &c->len, max_stdin);
+		if (r == 0) {
+			conn_dispatch(c);
+			return;
+		}
+		if (r == -1) {
+			if (!c->scan.aborted)
+				log_warn("malformed FastCGI request, closing");
+			conn_close(c, 1);
+			return;
+		}
+	}
+}
+
+static void
+on_conn_timeout(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)loop;
+	(void)t;
+	log_info("request head not complete after %d ms, closing", REQUEST_TIMEOUT_MS);
+	conn_close(c, 1);
+}
+
+static void
+conn_start(struct server *srv, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		goto fail;
+	c->srv = srv;
+	c->fd = fd;
+	c->cap = 2048;
+	c->buf = malloc(c->cap);
+	if (c->buf == NULL)
+		goto fail;
+	fcgi_head_scan_init(&c->scan);
+	if (ev_io_add(srv->loop, fd, EV_READ, on_conn_io, c) == -1)
+		goto fail;
+	ev_timer_init(&c->timer, on_conn_timeout, c);
+	ev_timer_start(srv->loop, &c->timer, REQUEST_TIMEOUT_MS);
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	return;
+
+fail:
+	if (c != NULL)
+		free(c->buf);
+	free(c);
+	close(fd);
+}
+
+/* Out of descriptors: stop polling the listen socket until one is released, or the
+ * level-triggered readiness would spin the loop. */
+static void
+listen_pause(struct server *srv)
+{
+	if (!srv->listen_paused) {
+		srv->listen_paused = 1;
+		ev_io_set(srv->loop, srv->listen_fd, EV_NONE);
+		log_warn("out of file descriptors: not accepting until a stream ends");
+	}
+}
+
+static void
+on_listen(struct ev_loop *loop, int fd, int events, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)loop;
+	(void)events;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd >= ev_loop_setsize(srv->loop)) {
+			close(cfd);
+			cfd = -1;
+			errno = EMFILE;
+		}
+		if (cfd >= 0) {
+			conn_start(srv, cfd);
+			continue;
+		}
+		switch (errno) {
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			continue;
+		case EMFILE:
+		case ENFILE:
+			/* Spend the reserve descriptor on this one request to answer 503. */
+			if (srv->reserve_fd != -1) {
+				close(srv->reserve_fd);
+				srv->reserve_fd = -1;
+				cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				if (cfd >= 0 && cfd < ev_loop_setsize(srv->loop)) {
+					srv->refused++;
+					conn_start(srv, cfd);
+					continue;
+				}
+				if (cfd >= 0)
+					close(cfd);
+			}
+			listen_pause(srv);
+			return;
+		default:
+			/* EAGAIN: a sibling process took it, or nothing is left */
+			return;
+		}
+	}
+}
+
+/* ---- heartbeat ---- */
+
+static void
+on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct server *srv = arg;
+	uint64_t period = (uint64_t)srv->conf->heartbeat * 1000;
+	uint64_t now = ev_now_ms(loop);
+	struct stream *s;
+
+	while ((s = srv->idle.head) != NULL && s->last_write_ms + period <= now)
+		stream_push(srv, s, srv->hb_msg, (size_t)srv->conf->stream_queue_bytes);
+	s = srv->idle.head;
+	ev_timer_start(loop, t, s != NULL ? s->last_write_ms + period - now : period);
+}
+
+/* ---- delivery ---- */
+
+/* Encodes the event once and queues the same bytes on every stream of the resource. */
+static size_t
+on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
+    size_t event_len, const char *data, size_t len)
+{
+	struct server *srv = arg;
+	struct resource *res = registry_find(srv->reg, resource, resource_len);
+	struct registry_node *n, *next;
+	size_t ok = 0, failed = 0;
+	struct msg *m;
+
+	if (res == NULL) {
+		log_debug("Local broadcast to %.*s: 0 success, 0 failed", (int)resource_len, resource);
+		return 0;
+	}
+	m = msg_new(sse_event_size(event, event_len, data, len), 0);
+	if (m == NULL) {
+		log_warn("out of memory encoding an event for %.*s", (int)resource_len, resource);
+		return 0;
+	}
+	sse_event_encode(m->data, event, event_len, data, len);
+	for (n = registry_resource_first(res); n != NULL; n = next) {
+		next = n->next;   /* a stalled stream leaves the list while we walk it */
+		if (stream_push(srv, stream_of_node(n), m, (size_t)srv->conf->stream_queue_bytes) == 0)
+			ok++;
+		else
+			failed++;
+	}
+	msg_unref(m);
+	srv->messages_out += ok;
+	log_debug("Local broadcast to %.*s: %zu success, %zu failed", (int)resource_len, resource,
+	    ok, failed);
+	return ok;
+}
+
+/* ---- life cycle ---- */
+
+static void
+on_grace_over(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+	log_notice("shutdown grace period over, closing what is left");
+	ev_loop_stop(loop);
+}
+
+struct server *
+server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int stream_ceiling)
+{
+	struct server *srv = NULL;
+	char open_text[1024], retry[SSE_RETRY_MAX];
+	int n, fl;
+
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		goto fail;
+	srv->loop = loop;
+	srv->conf = conf;
+	srv->listen_fd = listen_fd;
+	srv->reserve_fd = -1;
+	srv->ceiling = (size_t)(stream_ceiling > 0 ? stream_ceiling : 0);
+	srv->started = time(NULL);
+	srv->prefixes.subscribe = conf->subscribe_prefix;
+	srv->prefixes.publish = conf->publish_prefix;
+	srv->prefixes.stats = conf->stats_path;
+	ev_timer_init(&srv->flush_timer, on_flush, srv);
+	ev_timer_init(&srv->heartbeat_timer, on_heartbeat, srv);
+	ev_timer_init(&srv->shutdown_timer, on_grace_over, srv);
+
+	srv->reg = registry_new();
+	if (srv->reg == NULL)
+		goto fail;
+	sse_retry_encode(retry, (unsigned)conf->retry);
+	n = snprintf(open_text, sizeof(open_text),
+	    "Status: 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+	    "X-Accel-Buffering: no\r\n%s%s%s\r\n%s",
+	    conf->cors_origin ? "Access-Control-Allow-Origin: " : "",
+	    conf->cors_origin ? conf->cors_origin : "", conf->cors_origin ? "\r\n" : "", retry);
+	if (n < 0 || (size_t)n >= sizeof(open_text)) {
+		log_error("cors_origin is too long");
+		goto fail;
+	}
+	srv->open_msg = msg_static(open_text, (size_t)n);
+	srv->hb_msg = msg_static(sse_heartbeat, sse_heartbeat_len);
+	if (srv->open_msg == NULL || srv->hb_msg == NULL)
+		goto fail;
+	srv->hub = hub_new(loop, conf, on_deliver, srv);
+	if (srv->hub == NULL)
+		goto fail;
+
+	fl = fcntl(listen_fd, F_GETFL);
+	if (fl == -1 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1) {
+		log_error("cannot make the listen socket non-blocking: %s", strerror(errno));
+		goto fail;
+	}
+	if (ev_io_add(loop, listen_fd, EV_READ | EV_EXCLUSIVE, on_listen, srv) == -1) {
+		log_error("cannot watch the listen socket: %s", strerror(errno));
+		goto fail;
+	}
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ev_timer_start(loop, &srv->heartbeat_timer, (uint64_t)conf->heartbeat * 1000);
+	return srv;
+
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+void
+server_shutdown(struct server *srv, unsigned grace_ms)
+{
+	struct stream *s, *next;
+	struct conn *c;
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = 1;
+	ev_io_del(srv->loop, srv->listen_fd);
+	ev_timer_stop(srv->loop, &srv->heartbeat_timer);
+	while ((c = srv->conns) != NULL)
+		conn_close(c, 1);
+	log_notice("shutting down: ending %zu streams", registry_streams(srv->reg));
+	/* Each browser is told a different retry so that they do not all come back at once. */
+	for (s = srv->idle.head; s != NULL; s = next) {
+		char text[SSE_RETRY_MAX];
+		unsigned ms = (unsigned)srv->conf->retry + (unsigned)(random() % (SHUTDOWN_JITTER_MS + 1));
+		size_t len = sse_retry_encode(text, ms);
+		struct msg *m = msg_reply(s->id, text, len);
+
+		next = s->idle_next;
+		registry_del(srv->reg, &s->node);
+		slist_del(&srv->idle, s);
+		slist_add(&srv->replies, s);
+		s->flags &= (uint8_t)~STREAM_SSE;
+		s->flags |= STREAM_CLOSING;
+		if (m == NULL) {
+			stream_kill(srv, s);
+			continue;
+		}
+		stream_push(srv, s, m, SIZE_MAX);
+		msg_unref(m);
+	}
+	ev_timer_start(srv->loop, &srv->shutdown_timer, grace_ms);
+	fd_released(srv);   /* stops the loop at once when nothing is open */
+}
+
+void
+server_free(struct server *srv)
+{
+	struct stream *s;
+
+	if (srv == NULL)
+		return;
+	while (srv->conns != NULL)
+		conn_close(srv->conns, 1);
+	while (srv->idle.head != NULL)
+		stream_kill(srv, srv->idle.head);
+	while (srv->replies.head != NULL)
+		stream_kill(srv, srv->replies.head);
+	while ((s = srv->dirty) != NULL) {
+		srv->dirty = s->dirty_next;
+		close(s->fd);
+		stream_release(s);
+		free(s);
+	}
+	ev_timer_stop(srv->loop, &srv->flush_timer);
+	ev_timer_stop(srv->loop, &srv->heartbeat_timer);
+	ev_timer_stop(srv->loop, &srv->shutdown_timer);
+	if (srv->listen_fd != -1) {
+		ev_io_del(srv->loop, srv->listen_fd);
+		close(srv->listen_fd);
+	}
+	if (srv->reserve_fd != -1)
+		close(srv->reserve_fd);
+	hub_free(srv->hub);
+	registry_free(srv->reg);
+	free(srv->open_msg);
+	free(srv->hb_msg);
+	free(srv);
+}

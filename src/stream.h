@@ -1,0 +1,84 @@
+/*
+ * stream — one FastCGI connection's output: a bounded queue of shared messages and the
+ * non-blocking record writer that drains it.
+ *
+ * A message (struct msg) is encoded once per publish and referenced by every stream that
+ * queues it; each stream wraps it in STDOUT record headers carrying its own request id at
+ * write time, so nothing is copied per stream. Everything queued since the last flush
+ * leaves in one writev(), which is what batches deliveries when a client falls behind.
+ *
+ * The stream does I/O only in stream_flush(); the server decides what a failure means.
+ */
+#ifndef SSE_STREAM_H
+#define SSE_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fcgi_record.h"
+#include "registry.h"
+
+#define MSG_STATIC UINT32_MAX   /* refs value of a message that is never freed */
+
+struct msg {
+	uint32_t refs;
+	uint32_t len;
+	uint8_t framed;   /* data already holds complete FastCGI records (END_REQUEST...) */
+	char data[];
+};
+
+/* A message of len bytes with one reference owned by the caller; NULL on ENOMEM. */
+struct msg *msg_new(size_t len, int framed);
+struct msg *msg_ref(struct msg *m);
+void msg_unref(struct msg *m);         /* accepts NULL; frees at zero */
+
+struct stream_ent {
+	struct msg *m;
+	uint32_t off;   /* bytes of the framed message already written */
+};
+
+enum stream_flag {
+	STREAM_SSE = 1,       /* an event stream (in the registry and the heartbeat list) */
+	STREAM_CLOSING = 2,   /* end queued: close once the queue has drained */
+	STREAM_DIRTY = 4,     /* on the server's flush list */
+	STREAM_DEAD = 8,      /* to be closed at the next flush (overflow, error, EOF) */
+};
+
+struct stream {
+	void *owner;          /* the server, for callbacks that only get the stream */
+	int fd;
+	uint16_t id;          /* FastCGI request id */
+	uint8_t flags;
+	struct fcgi_tail tail;
+	struct registry_node node;
+	struct stream *idle_prev, *idle_next;   /* heartbeat order, oldest write first */
+	struct stream *dirty_next;
+	uint64_t last_write_ms;
+	/* output queue: a ring, allocated on first use */
+	struct stream_ent *ring;
+	uint32_t head, count, cap;
+	uint32_t queued;      /* framed bytes still to write */
+};
+
+/* Bytes a message occupies on the wire once framed for one stream. */
+size_t stream_framed_len(const struct msg *m);
+
+/*
+ * Queues a reference to m. Refused (-1, errno ENOBUFS) when the queue is not empty and
+ * would pass limit bytes: the client is not reading and the stream counts as stalled.
+ * A message is always accepted by an empty queue, so a large event never stalls a
+ * reader that keeps up. -1 ENOMEM when the ring cannot grow.
+ */
+int stream_queue(struct stream *s, struct msg *m, size_t limit);
+
+/*
+ * Writes as much of the queue as the socket takes, in one writev per up to 64 records.
+ * Returns 1 when the queue is empty, 0 when the socket is full (wait for EV_WRITE),
+ * -1 on a write error (errno set; the peer is gone).
+ */
+int stream_flush(struct stream *s);
+
+/* Drops every queued reference and frees the ring; the fd is not touched. */
+void stream_release(struct stream *s);
+
+#endif

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs, on Debian, whatever the build, the demo and the tests need and is missing.
+# Used by `make run`, `make test` and .ci/run. Safe to run again: it only calls apt-get
+# when a package is missing. Services the packages would start (nginx on :80,
+# redis-server on :6379, lighttpd) are kept from starting: the tests start their own.
+set -eu
+
+PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev libcmocka-dev
+nginx spawn-fcgi redis-server redis-tools lighttpd curl python3 procps util-linux valgrind"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+	# exit 101 = "action not allowed": apt installs services without starting them
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+	own_policy=1
+fi
+trap '[ "$own_policy" = 1 ] && $SUDO rm -f "$policy"' EXIT
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

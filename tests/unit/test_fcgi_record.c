@@ -1,0 +1,182 @@
+/* fcgi_record: request-head scanning, the stream tail watcher, and record encoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fcgi_record.h"
+
+static size_t
+rec(uint8_t *o, int type, uint16_t id, const void *c, size_t n, uint8_t pad)
+{
+	fcgi_header_encode(o, (enum fcgi_rec_type)type, id, (uint16_t)n, pad);
+	memcpy(o + 8, c, n);
+	memset(o + 8 + n, 0, pad);
+	return 8 + n + pad;
+}
+
+static size_t
+request(uint8_t *buf, const char *body, size_t body_len)
+{
+	static const uint8_t begin[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	static const char params[] = "\x0e\x03REQUEST_METHODGET";
+	size_t len = 0;
+
+	len += rec(buf + len, FCGI_REC_BEGIN_REQUEST, 1, begin, 8, 0);
+	len += rec(buf + len, FCGI_REC_PARAMS, 1, params, sizeof(params) - 1, 3);
+	len += rec(buf + len, FCGI_REC_PARAMS, 1, "", 0, 0);
+	if (body_len > 0)
+		len += rec(buf + len, FCGI_REC_STDIN, 1, body, body_len, 0);
+	len += rec(buf + len, FCGI_REC_STDIN, 1, "", 0, 0);
+	return len;
+}
+
+/* Fed one byte at a time, the scanner asks for more until the very last byte. */
+static void
+test_head_bytewise(void **state)
+{
+	uint8_t full[512], buf[512];
+	size_t total = request(full, "hello", 5), len = 0;
+	struct fcgi_head_scan s;
+
+	(void)state;
+	fcgi_head_scan_init(&s);
+	for (size_t i = 0; i < total; i++) {
+		buf[len++] = full[i];
+		int r = fcgi_head_scan(&s, buf, &len, 1024);
+		if (i + 1 < total)
+			assert_int_equal(r, -2);
+		else
+			assert_int_equal(r, 0);
+	}
+	assert_int_equal(s.id, 1);
+	assert_int_equal(s.stdin_bytes, 5);
+	assert_false(s.stdin_dropped);
+	assert_int_equal(len, total);
+	assert_int_equal(s.off, total);
+}
+
+/* A body over the limit is cut out as it arrives, so the buffer stays bounded. */
+static void
+test_head_body_too_large(void **state)
+{
+	uint8_t buf[4096];
+	char body[1000];
+	size_t len;
+	struct fcgi_head_scan s;
+
+	(void)state;
+	memset(body, 'x', sizeof(body));
+	len = request(buf, body, sizeof(body));
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), 0);
+	assert_true(s.stdin_dropped);
+	assert_int_equal(s.stdin_bytes, 1000);
+	assert_true(len < 100);
+}
+
+static void
+test_head_errors(void **state)
+{
+	uint8_t buf[256];
+	size_t len;
+	struct fcgi_head_scan s;
+
+	(void)state;
+	/* bad version */
+	len = request(buf, NULL, 0);
+	buf[0] = 2;
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -1);
+	/* PARAMS before BEGIN */
+	len = rec(buf, FCGI_REC_PARAMS, 1, "", 0, 0);
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -1);
+	/* abort while the head arrives */
+	len = request(buf, NULL, 0);
+	len = 16 + rec(buf + 16, FCGI_REC_ABORT_REQUEST, 1, "", 0, 0);
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -1);
+	assert_true(s.aborted);
+}
+
+/* Management records (id 0) are not part of the request handed to libfcgi. */
+static void
+test_head_drops_management(void **state)
+{
+	uint8_t buf[512], ref[512];
+	size_t len, reflen = request(ref, NULL, 0);
+	struct fcgi_head_scan s;
+
+	(void)state;
+	len = rec(buf, FCGI_REC_GET_VALUES, 0, "", 0, 0);
+	memcpy(buf + len, ref, reflen);
+	len += reflen;
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), 0);
+	assert_int_equal(len, reflen);
+	assert_memory_equal(buf, ref, reflen);
+}
+
+static void
+test_tail(void **state)
+{
+	uint8_t buf[64];
+	size_t len = 0;
+	struct fcgi_tail t = { 0 };
+
+	(void)state;
+	len += rec(buf + len, FCGI_REC_STDIN, 1, "abc", 3, 5);
+	assert_int_equal(fcgi_tail_feed(&t, buf, 5), 0);
+	assert_int_equal(fcgi_tail_feed(&t, buf + 5, len - 5), 0);
+	len = rec(buf, FCGI_REC_ABORT_REQUEST, 1, "", 0, 0);
+	assert_int_equal(fcgi_tail_feed(&t, buf, 3), 0);
+	assert_int_equal(fcgi_tail_feed(&t, buf + 3, len - 3), 1);
+	memset(&t, 0, sizeof(t));
+	buf[0] = 9;
+	assert_int_equal(fcgi_tail_feed(&t, buf, 8), -1);
+}
+
+static void
+test_encode(void **state)
+{
+	static uint8_t data[70000], out[70100];
+	uint8_t end[FCGI_END_LEN];
+	size_t n;
+
+	(void)state;
+	memset(data, 'd', sizeof(data));
+	assert_int_equal(fcgi_stdout_size(10), 18);
+	assert_int_equal(fcgi_stdout_size(65535), 65543);
+	assert_int_equal(fcgi_stdout_size(65536), 65552);
+	n = fcgi_stdout_encode(out, 0x0102, data, sizeof(data));
+	assert_int_equal(n, fcgi_stdout_size(sizeof(data)));
+	assert_int_equal(out[1], FCGI_REC_STDOUT);
+	assert_int_equal(out[2], 1);
+	assert_int_equal(out[3], 2);
+	assert_int_equal(out[4] << 8 | out[5], 65535);
+	assert_int_equal(out[8 + 65535 + 4] << 8 | out[8 + 65535 + 5], 70000 - 65535);
+	fcgi_end_encode(end, 7, 0);
+	assert_int_equal(end[1], FCGI_REC_STDOUT);
+	assert_int_equal(end[5], 0);
+	assert_int_equal(end[9], FCGI_REC_END_REQUEST);
+	assert_int_equal(end[13], 8);
+	assert_int_equal(end[3], 7);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_head_bytewise),
+		cmocka_unit_test(test_head_body_too_large),
+		cmocka_unit_test(test_head_errors),
+		cmocka_unit_test(test_head_drops_management),
+		cmocka_unit_test(test_tail),
+		cmocka_unit_test(test_encode),
+	};
+
+	return cmocka_run_group_tests_name("fcgi_record", tests, NULL, NULL);
+}
