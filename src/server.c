@@ -568,24 +568,42 @@ conn_dispatch(struct conn *c)
 {
 	struct server *srv = c->srv;
 	struct fcgi_request req;
+	struct fcgi_tail tail = { 0 };
 	struct stream *s;
-	int fd = c->fd, too_large = c->scan.stdin_dropped;
+	int fd = c->fd, too_large = c->scan.stdin_dropped, tail_rc;
 
 	if (fcgi_request_parse(&req, c->buf, c->len) == -1) {
-		log_warn("undecodable FastCGI request: %s", strerror(errno));
-		conn_close(c, 1);
+		if (errno != EMFILE && errno != ENFILE && errno != ENOMEM) {
+			log_warn("undecodable FastCGI request: %s", strerror(errno));
+			conn_close(c, 1);
+			return;
+		}
+		/* decoding needs a descriptor and memory; without them the answer is 503 */
+		req.id = c->scan.id;
+		conn_close(c, 0);
+		s = stream_adopt(srv, fd, req.id);
+		if (s == NULL) {
+			close(fd);
+			fd_released(srv);
+			return;
+		}
+		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n",
+		    "out of file descriptors");
 		return;
 	}
-	if (c->scan.off < c->len)   /* bytes past the request: the stream's to watch */
-		memmove(c->buf, c->buf + c->scan.off, c->len - c->scan.off);
-	c->len -= c->scan.off;
+	/* bytes past the request (normally none) are the stream's to watch */
+	tail_rc = fcgi_tail_feed(&tail, c->buf + c->scan.off, c->len - c->scan.off);
 	conn_close(c, 0);   /* c is gone; the descriptor stays open */
 	s = stream_adopt(srv, fd, req.id);
 	if (s == NULL) {
 		log_warn("out of memory for a stream, dropping the connection");
 		close(fd);
 		fd_released(srv);
+	} else if (tail_rc != 0) {
+		s->tail = tail;
+		stream_kill(srv, s);
 	} else {
+		s->tail = tail;
 		handle(srv, s, &req, too_large);
 	}
 	fcgi_request_release(&req);
@@ -818,7 +836,7 @@ struct server *
 server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int stream_ceiling)
 {
 	struct server *srv = NULL;
-	char open_text[1024], retry[SSE_RETRY_MAX];
+	char open_text[1024], retry[SSE_RETRY_MAX + 1];
 	int n, fl;
 
 	srv = calloc(1, sizeof(*srv));
@@ -840,7 +858,7 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->reg = registry_new();
 	if (srv->reg == NULL)
 		goto fail;
-	sse_retry_encode(retry, (unsigned)conf->retry);
+	retry[sse_retry_encode(retry, (unsigned)conf->retry)] = '\0';
 	n = snprintf(open_text, sizeof(open_text),
 	    "Status: 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
 	    "X-Accel-Buffering: no\r\n%s%s%s\r\n%s",

@@ -659,6 +659,9 @@ class Loop:
     def __init__(self):
         self.sel = selectors.DefaultSelector()
         self.exchanges = set()
+        # Any stream receiving a line that is no SSE field fails the test at
+        # the next wait: no test expects one.
+        self.strict = True
 
     def add(self, ex):
         self.exchanges.add(ex)
@@ -673,6 +676,12 @@ class Loop:
         limit = timeout * SLOW
         deadline = time.monotonic() + limit
         while True:
+            if self.strict:
+                bad = [ex for ex in self.exchanges if ex.sse is not None and ex.sse.unknown]
+                if bad:
+                    fail("%d stream(s) received malformed SSE lines (neither data:, event:, retry:, id: "
+                         "nor a comment) while waiting for %s; e.g. %s" % (
+                             len(bad), what() if callable(what) else what, bad[0].diag()))
             if pred():
                 return
             left = deadline - time.monotonic()

@@ -131,6 +131,10 @@ def stream_headers(env):
     eq(pub.status, 200, "GET /publish/doctor-123")
     eq(pub.json().get("streams"), 1, "GET /publish/doctor-123 streams")
     check((pub.header("content-type") or "").startswith("application/json"), "GET /publish content type")
+    # nothing but the retry: line precedes the first event
+    barrier(env, "doctor-123", [s])
+    check(bytes(s.sse.raw).startswith(b"retry: 2500\n\ndata: barrier-"),
+          "bytes between the retry: line and the first event: %r" % bytes(s.sse.raw[:80]))
 
 
 @test("cors_origin")

@@ -1,0 +1,329 @@
+"""Multi-server mode through a real redis-server (issue 3): fan-out over two
+"servers" (each its own nginx + spawn-fcgi -F 2), wire interop with plain
+Redis clients, Redis absent / restarted / flapping / hung / password-protected,
+and a deaf subscriber. Every count of the exactly-once contract is checked:
+an answer "redis" reaches every stream once, an answer "local" reaches the
+publishing process's streams once and the others at most once."""
+
+import collections
+import signal
+import time
+
+from harness import check, eq, fail, test
+from redis_helpers import (Relay, RespSub, SilentRedis, broadcast_counts, redis_conf, wait_mode,
+                           with_world)
+
+
+def open_spread(envs, resource, per_batch=8, max_batches=8):
+    """Open streams on resource through each env's nginx, several at once (one
+    process at a time wins each accept), until every process of every env
+    holds some; judged by the per-process "Local broadcast" debug lines after
+    a marker publish. Returns (streams, {pid: count}, markers published); the
+    markers are taken out of the streams' events."""
+    streams, counts = [], {}
+    for k in range(max_batches):
+        for e in envs:
+            streams += e.open_streams([resource] * per_batch)
+        r = envs[0].publish(resource, "marker-%d" % k)
+        check(r.get("mode") == "redis", "marker publish %r" % r)
+        want = [e.backend_pids for e in envs]
+        envs[0].loop.wait(lambda: all(s.events and s.events[-1].data == "marker-%d" % k for s in streams), 10,
+                          "marker on every stream")
+        counts = {}
+        for e in envs:
+            counts.update(broadcast_counts(e, resource))
+        if all(counts.get(p, 0) > 0 for pids in want for p in pids):
+            for s in streams:
+                del s.events[:]
+            return streams, counts, k + 1
+    fail("streams never reached every process: %r" % counts)
+
+
+def received(streams):
+    return [[e.data for e in s.events] for s in streams]
+
+
+def wait_events(env, streams, n, timeout=10, what="events"):
+    env.loop.wait(lambda: all(len(s.events) >= n for s in streams), timeout,
+                  lambda: "%d %s on %d streams (have %r)" % (
+                      n, what, len(streams), sorted(set(len(s.events) for s in streams))))
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))] if xs else float("nan")
+
+
+@test("redis_two_servers")
+@with_world
+def two_servers(env, w):
+    rs = w.redis()
+    conf = dict(redis_conf(rs.port), heartbeat=30)
+    b = w.second_env("b")
+    envs = [env, b]
+    for e in envs:
+        e.start(conf, procs=2)
+    for e in envs:
+        wait_mode(e, "redis", 10)
+        e.wait_log(r"SSE: Redis Pub/Sub enabled \(multi-server mode\)", count=2)
+    plain = RespSub(rs.port, "sse:*")
+    w.cleanups.append(plain.close)
+    env.loop.wait(lambda: plain.poll().confirmed == 1, 5, "raw PSUBSCRIBE sse:* confirmed")
+
+    streams, spread, nmark = open_spread(envs, "fanout")
+    markers = ["marker-%d" % k for k in range(nmark)]
+    env.note("streams per process: %s" % sorted(spread.values()))
+
+    n = 40
+    sent, want, lat_t0 = [], [], []
+    for i in range(n):
+        e = envs[i % 2]
+        payload = '{"n":%d,"via":"%s"}' % (i, "ab"[i % 2])
+        ev = "tick" if i % 3 == 0 else None
+        lat_t0.append(time.monotonic())
+        r = e.publish("fanout", payload, event=ev)
+        eq((r.get("mode"), r.get("fallback")), ("redis", False), "publish %d reply" % i)
+        sent.append((ev or "message", payload))
+        want.append(payload)
+    wait_events(env, streams, n)
+    for s in streams:
+        eq([(x.type, x.data) for x in s.events], sent, "events (exactly once, in order) on a stream")
+    lat = [s.events[i].t - lat_t0[i] for s in streams for i in range(n)]
+    env.note("publish->receive over 2 servers x 2 processes, %d streams: p50 %.1f ms, p99 %.1f ms" % (
+        len(streams), 1000 * percentile(lat, 50), 1000 * percentile(lat, 99)))
+
+    # A plain Redis subscriber sees exactly the payloads, byte for byte, and
+    # nothing else under sse:* (meta and probes live outside it).
+    env.loop.wait(lambda: len(plain.poll().messages) >= n + nmark, 5, "payloads on the raw subscriber")
+    eq(plain.messages, [(b"sse:fanout", p.encode()) for p in markers + want], "what PSUBSCRIBE sse:* saw")
+
+    # The other way: redis-cli PUBLISH reaches every stream verbatim, no event name.
+    foreign = '{"from":"redis-cli","text":"line1\\nline2"}'
+    eq(rs.cli("PUBLISH", "sse:fanout", foreign), "4", "redis-cli PUBLISH receivers (4 processes)")
+    wait_events(env, streams, n + 1)
+    for s in streams:
+        eq((s.events[n].type, s.events[n].data), ("message", foreign), "redis-cli payload on a stream")
+    # a seed-style peer's raw publish right after an sse-fcgi one is not taken for it
+    envs[0].publish("fanout", "after", event="named")
+    rs.cli("PUBLISH", "sse:fanout", "raw-after")
+    wait_events(env, streams, n + 3)
+    for s in streams:
+        eq([(x.type, x.data) for x in s.events[n + 1:]], [("named", "after"), ("message", "raw-after")],
+           "named publish then raw publish")
+        check(not s.complete, "a stream ended")
+    for e in envs:
+        check("Failed to publish" not in e.log_text(), "a publish fell back:\n" + e.log_tail(10))
+
+
+@test("redis_late_start")
+@with_world
+def late_start(env, w):
+    """Redis not running at start: local with fallback, then multi-server by itself."""
+    rs = w.redis(start=False)
+    env.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    env.wait_log(r"SSE: Redis connection failed, using single-server mode: .*refused")
+    eq(env.stats()["mode"], "local", "mode while Redis is down")
+    s = env.open_stream("late")
+    r = env.publish("late", "while-down")
+    eq((r.get("mode"), r.get("delivered"), r.get("fallback")), ("local", 1, True), "publish while down")
+    check("Redis" in r.get("reason", ""), "reason %r" % r.get("reason"))
+    rs.start()
+    t = wait_mode(env, "redis", 10)
+    env.note("multi-server mode %.2f s after Redis started (defaults: backoff 100..5000 ms)" % t)
+    r = env.publish("late", "while-up")
+    eq((r.get("mode"), r.get("fallback")), ("redis", False), "publish once up")
+    wait_events(env, [s], 2)
+    eq(received([s])[0], ["while-down", "while-up"], "stream events")
+    check(env.stats()["redis_reconnects"] >= 1, "reconnects counted")
+
+
+@test("redis_restart")
+@with_world
+def restart(env, w):
+    """`redis-cli shutdown` mid-stream, publishes during the outage, restart."""
+    rs = w.redis()
+    env.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    wait_mode(env, "redis", 10)
+    streams = [env.open_stream("restart") for _ in range(3)]
+    eq(env.publish("restart", "before").get("mode"), "redis", "publish before")
+    rs.shutdown()
+    env.wait_log(r"SSE: Redis connection closed")
+    r = env.publish("restart", "during")
+    eq((r.get("mode"), r.get("delivered"), r.get("fallback")), ("local", 3, True), "publish during outage")
+    eq(env.stats()["mode"], "local", "mode during outage")
+    rs.start()
+    t = wait_mode(env, "redis", 10)
+    env.note("back in multi-server mode %.2f s after Redis restarted" % t)
+    eq(env.publish("restart", "after").get("mode"), "redis", "publish after")
+    wait_events(env, streams, 3)
+    for got in received(streams):
+        eq(got, ["before", "during", "after"], "events across the restart")
+    check(not any(s.complete for s in streams), "a stream was dropped by the Redis restart")
+
+
+@test("redis_flapping")
+@with_world
+def flapping(env, w):
+    """Redis stopped and started repeatedly while publishes flow through two
+    servers (one process each, so the publishing process is known)."""
+    rs = w.redis()
+    conf = dict(redis_conf(rs.port, reconnect_min_ms=50, reconnect_max_ms=400,
+                           connect_timeout_ms=500, publish_timeout_ms=500), heartbeat=30)
+    b = w.second_env("b")
+    envs = [env, b]
+    for e in envs:
+        e.start(conf, procs=1)
+    for e in envs:
+        wait_mode(e, "redis", 10)
+    streams = {0: [env.open_stream("flap") for _ in range(3)], 1: [b.open_stream("flap") for _ in range(3)]}
+    n, period = 240, 20
+    replies = []
+    up = True
+    t0 = time.monotonic()
+    for i in range(n):
+        if i % period == period - 1:
+            if up:
+                if (i // period) % 2:
+                    rs.kill(signal.SIGKILL)
+                else:
+                    rs.shutdown()
+            else:
+                rs.start()
+            up = not up
+        k = i % 2
+        r = envs[k].publish("flap", "m%d" % i)
+        replies.append((k, r.get("mode"), r.get("fallback")))
+    if not up:
+        rs.start()
+    for e in envs:
+        wait_mode(e, "redis", 10)
+    eq(envs[0].publish("flap", "end").get("mode"), "redis", "final publish")
+    every = streams[0] + streams[1]
+    env.loop.wait(lambda: all(s.events and s.events[-1].data == "end" for s in every), 10,
+                  "the final message on every stream")
+    dt = time.monotonic() - t0
+    dups = lost_bad = lost_ok = delivered = order_bad = 0
+    for k, ss in streams.items():
+        for s in ss:
+            got = [e.data for e in s.events][:-1]
+            c = collections.Counter(got)
+            dups += sum(v - 1 for v in c.values() if v > 1)
+            delivered += len(got)
+            idx = [int(x[1:]) for x in got]
+            order_bad += sum(1 for a, bb in zip(idx, idx[1:]) if bb <= a)
+            for i, (pk, mode, _) in enumerate(replies):
+                if c["m%d" % i]:
+                    continue
+                if mode == "redis" or pk == k:
+                    lost_bad += 1
+                else:
+                    lost_ok += 1
+    modes = collections.Counter(m for _, m, _ in replies)
+    env.note("flapping: %d published in %.1f s (%d redis, %d local), %d stream deliveries, "
+             "%d duplicates, %d lost against the contract, %d allowed misses (local answers on "
+             "the other server), %d out of order" % (n, dt, modes["redis"], modes["local"], delivered,
+                                                     dups, lost_bad, lost_ok, order_bad))
+    eq(dups, 0, "duplicates")
+    eq(lost_bad, 0, "messages lost against the contract")
+    eq(order_bad, 0, "messages out of order")
+    check(modes["redis"] > 0 and modes["local"] > 0, "both modes seen: %r" % modes)
+
+
+@test("redis_wrong_password")
+@with_world
+def wrong_password(env, w):
+    rs = w.redis(password="right-password-123")
+    env.start(dict(redis_conf(rs.port, password="wrong", reconnect_min_ms=50, reconnect_max_ms=200),
+                   heartbeat=30), procs=1)
+    env.wait_log(r"AUTH failed: WRONGPASS.*check redis\.password / REDIS_PASSWORD")
+    t0 = env.stats()["redis_reconnects"]
+    env.loop.wait(lambda: env.stats()["redis_reconnects"] >= t0 + 4, 10, "retries with backoff")
+    st = env.stats()
+    eq(st["mode"], "local", "mode with a wrong password")
+    s = env.open_stream("pw")
+    r = env.publish("pw", "x")
+    eq((r.get("mode"), r.get("delivered"), r.get("fallback")), ("local", 1, True), "publish")
+    # the same failure is not logged again and again
+    check(len([l for l in env.log_text().splitlines() if "AUTH failed" in l and "warn" in l]) <= 2,
+          "repeated warnings:\n" + env.log_tail(10))
+    wait_events(env, [s], 1)
+
+
+@test("redis_silent")
+@with_world
+def silent(env, w):
+    """A 'Redis' that accepts connections and never answers: publishes are
+    answered within publish_timeout_ms (here: at once, the handshake never
+    completed, so the process never entered multi-server mode)."""
+    sr = w.add(SilentRedis())
+    env.start(dict(redis_conf(sr.port, connect_timeout_ms=300, publish_timeout_ms=400,
+                              reconnect_max_ms=500), heartbeat=30), procs=1)
+    env.wait_log(r"SSE: Redis connection failed, using single-server mode: no answer from Redis within 300 ms")
+    s = env.open_stream("silent")
+    for i in range(3):
+        t = time.monotonic()
+        r = env.publish("silent", "s%d" % i, timeout=2)
+        dt = time.monotonic() - t
+        eq((r.get("mode"), r.get("fallback")), ("local", True), "publish reply")
+        check(dt < 0.4 + 0.3, "reply took %.3f s" % dt)
+    wait_events(env, [s], 3)
+    eq(received([s])[0], ["s0", "s1", "s2"], "events")
+    check(sr.accepted >= 2, "connections accepted by the silent server: %d" % sr.accepted)
+
+
+@test("redis_hung")
+@with_world
+def hung(env, w):
+    """Redis stops answering after the process is in multi-server mode
+    (SIGSTOP): the publish is answered after publish_timeout_ms with a fallback,
+    delivered locally once, and never again when Redis wakes up and runs it."""
+    rs = w.redis()
+    env.start(dict(redis_conf(rs.port, publish_timeout_ms=500, probe_interval=1, reconnect_max_ms=500),
+                   heartbeat=30), procs=1)
+    wait_mode(env, "redis", 10)
+    s = env.open_stream("hung")
+    eq(env.publish("hung", "a").get("mode"), "redis", "publish a")
+    rs.kill(signal.SIGSTOP)
+    t = time.monotonic()
+    r = env.publish("hung", "b", timeout=3)
+    dt = time.monotonic() - t
+    eq((r.get("mode"), r.get("delivered"), r.get("fallback")), ("local", 1, True), "publish to a hung Redis")
+    check("no answer" in r.get("reason", ""), "reason %r" % r.get("reason"))
+    check(0.45 <= dt <= 0.5 + 0.4, "reply after %.3f s (publish_timeout_ms 500)" % dt)
+    env.wait_log(r"Failed to publish to Redis, falling back to local: no answer from Redis within 500 ms")
+    rs.kill(signal.SIGCONT)
+    wait_mode(env, "redis", 10)
+    eq(env.publish("hung", "c").get("mode"), "redis", "publish c")
+    wait_events(env, [s], 3)
+    eq(received([s])[0], ["a", "b", "c"], "events: b once, no late copy")
+
+
+@test("redis_deaf_subscriber")
+@with_world
+def deaf(env, w):
+    """A relay stops forwarding to the subscriber connection: the probe finds
+    it within two probe intervals, the subscriber is rebuilt, nothing twice."""
+    rs = w.redis()
+    relay = w.add(Relay(rs.port))
+    env.start(dict(redis_conf(relay.port, probe_interval=1, publish_timeout_ms=400,
+                              reconnect_min_ms=50), heartbeat=30), procs=1)
+    wait_mode(env, "redis", 10)
+    s = env.open_stream("deaf")
+    eq(env.publish("deaf", "1").get("mode"), "redis", "publish 1")
+    wait_events(env, [s], 1)
+    check(relay.deafen() == 1, "one subscriber connection through the relay")
+    t = time.monotonic()
+    # the echo cannot come: delivered locally at the deadline, Redis has it
+    r = env.publish("deaf", "2")
+    eq((r.get("mode"), r.get("delivered")), ("redis", 1), "publish while deaf")
+    env.wait_log(r"SSE: Redis probe failed, rebuilding the subscriber", timeout=3)
+    dt_detect = time.monotonic() - t
+    wait_mode(env, "redis", 5)
+    dt = time.monotonic() - t
+    check(dt_detect <= 2.0 + 0.5, "deafness detected after %.2f s (probe_interval 1)" % dt_detect)
+    env.note("deaf subscriber detected after %.2f s, multi-server again after %.2f s" % (dt_detect, dt))
+    eq(env.publish("deaf", "3").get("mode"), "redis", "publish 3")
+    wait_events(env, [s], 3)
+    eq(received([s])[0], ["1", "2", "3"], "events")
+    check(env.stats().get("probe_failures", 1) >= 1, "probe failures in /stats")
+    check(relay.dropped > 0, "the relay swallowed the subscriber's messages")
