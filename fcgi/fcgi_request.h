@@ -18,6 +18,7 @@ struct fcgi_request {
 	char *method;
 	char *uri;            /* raw REQUEST_URI */
 	char *authorization;  /* HTTP_AUTHORIZATION */
+	char *accept;         /* HTTP_ACCEPT */
 	char *body;           /* STDIN, NULL when empty; body_len bytes (+ a NUL) */
 	size_t body_len;
 };

@@ -246,8 +246,83 @@ raise_nofile(int select_backend)
 
 struct signals {
 	struct server *srv;
-	const struct conf *conf;
+	struct conf *conf;
+	const struct options *opts;
+	int nofile;
 };
+
+static int
+stream_ceiling(const struct conf *conf, int nofile)
+{
+	int ceiling = nofile - FD_RESERVE;
+
+	return ceiling > conf->max_streams ? conf->max_streams : ceiling;
+}
+
+static int
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/*
+ * SIGHUP: re-read the file. What can change under running streams (limits, heartbeat,
+ * log level, token) is taken; what is wired into sockets or shared headers is named in
+ * a warning and waits for a restart. A bad file changes nothing.
+ */
+static void
+reload(struct signals *sg)
+{
+	struct conf next, *cur = sg->conf;
+	char err[1024];
+	enum log_level level;
+	char *tmp;
+
+	conf_init(&next);
+	if ((sg->opts->conf_named || access(sg->opts->conf_path, F_OK) == 0) &&
+	    conf_load(&next, sg->opts->conf_path, err, sizeof(err)) == -1)
+		goto fail;
+	if (conf_apply_env(&next, err, sizeof(err)) == -1)
+		goto fail;
+	cur->max_streams = next.max_streams;
+	cur->max_streams_per_resource = next.max_streams_per_resource;
+	cur->heartbeat = next.heartbeat;
+	cur->max_message_bytes = next.max_message_bytes;
+	cur->stream_queue_bytes = next.stream_queue_bytes;
+	tmp = cur->publish_token;
+	cur->publish_token = next.publish_token;
+	next.publish_token = tmp;
+	tmp = cur->log_level;
+	cur->log_level = next.log_level;
+	next.log_level = tmp;
+	if (log_level_parse(cur->log_level, &level) == 0)
+		log_set_level(level);
+	if (str_differs(cur->event_loop, next.event_loop) ||
+	    str_differs(cur->subscribe_prefix, next.subscribe_prefix) ||
+	    str_differs(cur->publish_prefix, next.publish_prefix) ||
+	    str_differs(cur->stats_path, next.stats_path) || cur->retry != next.retry ||
+	    str_differs(cur->cors_origin, next.cors_origin) ||
+	    str_differs(cur->log_file, next.log_file) || cur->syslog != next.syslog ||
+	    str_differs(cur->redis.host, next.redis.host) ||
+	    str_differs(cur->redis.socket, next.redis.socket) ||
+	    cur->redis.port != next.redis.port ||
+	    str_differs(cur->redis.channel_prefix, next.redis.channel_prefix))
+		log_warn("reload: event_loop, routes, retry, cors_origin, logging destination and "
+		    "redis settings changed in the file take effect only after a restart");
+	server_reconfigure(sg->srv, stream_ceiling(cur, sg->nofile));
+	log_notice("configuration reloaded: max_streams %d (stream ceiling %d), "
+	    "max_streams_per_resource %d, heartbeat %d s, log_level %s", cur->max_streams,
+	    stream_ceiling(cur, sg->nofile), cur->max_streams_per_resource, cur->heartbeat,
+	    cur->log_level);
+	conf_release(&next);
+	return;
+
+fail:
+	log_error("reload failed, keeping the running configuration: %s", err);
+	conf_release(&next);
+}
 
 static void
 on_signal(struct ev_loop *loop, int fd, int events, void *arg)
@@ -270,8 +345,9 @@ on_signal(struct ev_loop *loop, int fd, int events, void *arg)
 		case SIGHUP:
 			if (log_open(sg->conf->log_file, sg->conf->syslog, "sse-fcgi") == -1)
 				log_error("cannot reopen %s: %s", sg->conf->log_file, strerror(errno));
-			else
-				log_notice("received SIGHUP, log reopened");
+			log_notice("received SIGHUP, log reopened, reloading the configuration");
+			if (sg->srv != NULL)
+				reload(sg);
 			break;
 		}
 	}
@@ -282,7 +358,7 @@ main(int argc, char **argv)
 {
 	struct options o;
 	struct conf conf;
-	struct signals sg = { NULL, &conf };
+	struct signals sg = { NULL, &conf, &o, 0 };
 	struct ev_loop *loop = NULL;
 	struct server *srv = NULL;
 	char err[1024];
@@ -340,9 +416,8 @@ main(int argc, char **argv)
 		goto done;
 	}
 	nofile = ev_loop_setsize(loop);
-	ceiling = nofile - FD_RESERVE;
-	if (ceiling > conf.max_streams)
-		ceiling = conf.max_streams;
+	sg.nofile = nofile;
+	ceiling = stream_ceiling(&conf, nofile);
 	if (ceiling < 1) {
 		log_error("only %d descriptors: raise the limit (ulimit -n) above %d", nofile,
 		    FD_RESERVE);

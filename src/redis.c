@@ -447,8 +447,9 @@ on_auth(redisAsyncContext *ac, void *reply, void *priv)
 		    c->name);
 		return;
 	}
+	/* Logged once per outage by log_failure(), then retried with backoff like
+	 * any failure: the password may be fixed on the Redis side. */
 	error_reason(why, sizeof(why), "AUTH failed", rep->str);
-	log_error("SSE: Redis authentication failed: %s; retrying", why);
 	conn_fail(c, why);
 }
 

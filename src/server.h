@@ -25,6 +25,12 @@ struct server *server_new(struct ev_loop *loop, const struct conf *conf, int lis
  */
 void server_shutdown(struct server *srv, unsigned grace_ms);
 
+/*
+ * The conf the server borrows was changed in place (SIGHUP): take the new limits and
+ * heartbeat. Streams already open stay, even above a lowered limit.
+ */
+void server_reconfigure(struct server *srv, int stream_ceiling);
+
 /* Closes every connection and the listen socket; accepts NULL. */
 void server_free(struct server *srv);
 

@@ -36,7 +36,7 @@ class RedisServer:
         self.proc = None
         self.log = os.path.join(env.dir, "redis-%d.log" % self.port)
 
-    def start(self, timeout=10):
+    def start(self, timeout=10, wait=True):
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--daemonize", "no"]
         if self.password:
@@ -45,6 +45,8 @@ class RedisServer:
         self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=self.env.dir)
         out.close()
+        if not wait:
+            return self
         self.env.loop.wait(lambda: self._ready(), timeout, lambda: "redis-server on %d to answer PING: %s" % (
             self.port, self.tail()))
         return self

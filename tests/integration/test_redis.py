@@ -6,6 +6,7 @@ an answer "redis" reaches every stream once, an answer "local" reaches the
 publishing process's streams once and the others at most once."""
 
 import collections
+import random
 import signal
 import time
 
@@ -99,7 +100,7 @@ def two_servers(env, w):
 
     # The other way: redis-cli PUBLISH reaches every stream verbatim, no event name.
     foreign = '{"from":"redis-cli","text":"line1\\nline2"}'
-    eq(rs.cli("PUBLISH", "sse:fanout", foreign), "4", "redis-cli PUBLISH receivers (4 processes)")
+    eq(rs.cli("PUBLISH", "sse:fanout", foreign), "5", "redis-cli PUBLISH receivers (4 processes + the raw one)")
     wait_events(env, streams, n + 1)
     for s in streams:
         eq((s.events[n].type, s.events[n].data), ("message", foreign), "redis-cli payload on a stream")
@@ -176,23 +177,30 @@ def flapping(env, w):
     for e in envs:
         wait_mode(e, "redis", 10)
     streams = {0: [env.open_stream("flap") for _ in range(3)], 1: [b.open_stream("flap") for _ in range(3)]}
-    n, period = 240, 20
-    replies = []
-    up = True
+    rnd = random.Random(3)
+    steps, up, toggles = 150, True, 0
+    replies = {}   # message -> (publishing server, mode)
     t0 = time.monotonic()
-    for i in range(n):
-        if i % period == period - 1:
+    for step in range(steps):
+        if rnd.random() < 0.12:
+            # no waiting for Redis to be ready: restarts race with publishes
             if up:
-                if (i // period) % 2:
+                if rnd.random() < 0.5:
                     rs.kill(signal.SIGKILL)
                 else:
                     rs.shutdown()
             else:
-                rs.start()
+                rs.start(wait=False)
             up = not up
-        k = i % 2
-        r = envs[k].publish("flap", "m%d" % i)
-        replies.append((k, r.get("mode"), r.get("fallback")))
+            toggles += 1
+        # one publish to each server at once, the next step after both replies
+        exs = [(k, "m%d.%d" % (step, k)) for k in (0, 1)]
+        exs = [(k, m, envs[k].http("POST", "/publish/flap", m.encode(), {"Content-Type": "text/plain"}))
+               for k, m in exs]
+        env.loop.wait(lambda: all(x.complete for _, _, x in exs), 5, "publish replies (step %d)" % step)
+        for k, m, x in exs:
+            check(x.status == 200, lambda: "publish %s: %s %s" % (m, x.status, bytes(x.body)[:200]))
+            replies[m] = (k, x.json().get("mode"))
     if not up:
         rs.start()
     for e in envs:
@@ -209,19 +217,22 @@ def flapping(env, w):
             c = collections.Counter(got)
             dups += sum(v - 1 for v in c.values() if v > 1)
             delivered += len(got)
-            idx = [int(x[1:]) for x in got]
-            order_bad += sum(1 for a, bb in zip(idx, idx[1:]) if bb <= a)
-            for i, (pk, mode, _) in enumerate(replies):
-                if c["m%d" % i]:
+            # publishes of one step are concurrent; steps are sequential
+            st = [int(x[1:].split(".")[0]) for x in got]
+            order_bad += sum(1 for x, y in zip(st, st[1:]) if y < x)
+            for m, (pk, mode) in replies.items():
+                if c[m]:
                     continue
                 if mode == "redis" or pk == k:
                     lost_bad += 1
                 else:
                     lost_ok += 1
-    modes = collections.Counter(m for _, m, _ in replies)
-    env.note("flapping: %d published in %.1f s (%d redis, %d local), %d stream deliveries, "
+    n = len(replies)
+    replies = list(replies.values())
+    modes = collections.Counter(m for _, m in replies)
+    env.note("flapping: %d Redis stops/starts, %d published in %.1f s (%d redis, %d local), %d stream deliveries, "
              "%d duplicates, %d lost against the contract, %d allowed misses (local answers on "
-             "the other server), %d out of order" % (n, dt, modes["redis"], modes["local"], delivered,
+             "the other server), %d out of order" % (toggles, n, dt, modes["redis"], modes["local"], delivered,
                                                      dups, lost_bad, lost_ok, order_bad))
     eq(dups, 0, "duplicates")
     eq(lost_bad, 0, "messages lost against the contract")
