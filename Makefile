@@ -45,7 +45,7 @@ LIB      := $(O)/libssefcgi.a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 
-.PHONY: all unit test check integration deps install uninstall clean bench run
+.PHONY: all unit test check integration deps install uninstall clean bench run valgrind
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB)
@@ -66,6 +66,14 @@ $(O)/tests/%: tests/unit/%.c $(LIB)
 # Unit tests: every tests/unit/test_*.c is one cmocka binary.
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+
+# valgrind over every unit test binary, then integration runs with the backend itself
+# under valgrind (spawn-fcgi starts `valgrind sse-fcgi`; any report fails the test).
+VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart
+valgrind: $(TEST_BIN) $(BIN)
+	@set -e; for t in $(TEST_BIN); do echo "== valgrind $$t"; \
+	    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t >/dev/null; done
+	SSE_FCGI_BIN=$(abspath $(BIN)) SSE_FCGI_VALGRIND=1 /usr/bin/python3 tests/integration/run.py $(VALGRIND_TESTS)
 
 deps:
 	@sh tests/deps.sh

@@ -102,7 +102,7 @@ struct res {
 
 static struct {
 	const char *host;
-	int port;
+	int port, pub_port;
 	const char *sub_path, *pub_path;
 	unsigned streams, resources, src_addrs, pub_conns, payload, inflight;
 	double rate, duration, drain, connect_timeout, settle;
@@ -253,12 +253,13 @@ conn_open(struct conn *c)
 	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	if (c->kind == K_PUB)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	src.sin_addr.s_addr = htonl(0x7f000002u + c->src);
+	/* publishers come from 127.0.0.1, the address the examples trust */
+	src.sin_addr.s_addr = htonl(c->kind == K_PUB ? 0x7f000001u : 0x7f000002u + c->src);
 	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
 		close(fd);
 		return -1;
 	}
-	dst.sin_port = htons((uint16_t)opt.port);
+	dst.sin_port = htons((uint16_t)(c->kind == K_PUB && opt.pub_port ? opt.pub_port : opt.port));
 	if (inet_pton(AF_INET, opt.host, &dst.sin_addr) != 1)
 		die("bad host %s", opt.host);
 	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS) {
@@ -925,6 +926,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: sse-load [options]\n"
 	    "  --host A --port N            server (127.0.0.1:8080)\n"
+	    "  --pub-port N                 publish to another port (cross-server runs)\n"
 	    "  --sub-path FMT --pub-path FMT  printf paths with %%u = resource (/sse/r%%u, /publish/r%%u)\n"
 	    "  --streams N --resources N    subscribers and resources (1000, 10)\n"
 	    "  --src-addrs N                client source addresses 127.0.0.2.. (4)\n"
@@ -949,7 +951,7 @@ parse_args(int argc, char **argv)
 		{ "max-ahead", 1, 0, 'k' }, { "duration", 1, 0, 'd' }, { "drain", 1, 0, 'D' },
 		{ "pub-conns", 1, 0, 'c' }, { "payload", 1, 0, 'b' }, { "settle", 1, 0, 'S' },
 		{ "hold", 0, 0, 'h' }, { "label", 1, 0, 'l' }, { "connect-timeout", 1, 0, 'T' },
-		{ "quiet", 0, 0, 'q' }, { 0, 0, 0, 0 }
+		{ "quiet", 0, 0, 'q' }, { "pub-port", 1, 0, 'o' }, { 0, 0, 0, 0 }
 	};
 	int ch;
 
@@ -974,6 +976,7 @@ parse_args(int argc, char **argv)
 		case 'l': opt.label = optarg; break;
 		case 'T': opt.connect_timeout = atof(optarg); break;
 		case 'q': opt.quiet = 1; break;
+		case 'o': opt.pub_port = atoi(optarg); break;
 		default: usage();
 		}
 	}

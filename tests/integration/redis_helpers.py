@@ -45,11 +45,13 @@ class RedisServer:
         self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=self.env.dir)
         out.close()
-        if not wait:
-            return self
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=10):
         self.env.loop.wait(lambda: self._ready(), timeout, lambda: "redis-server on %d to answer PING: %s" % (
             self.port, self.tail()))
-        return self
 
     def tail(self):
         try:
@@ -358,6 +360,34 @@ def wait_mode(env, mode, timeout, pids=None):
     env.loop.wait(ok, timeout, lambda: "mode %r on pids %r (log says %r, /stats %r); log tail:\n%s" % (
         mode, pids, log_modes(env), last.get("stats"), env.log_tail(25)))
     return time.monotonic() - t0
+
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z sse-fcgi\[(\d+)\] \w+: SSE: Redis "
+                      r"(Pub/Sub enabled|connection closed|connection failed)", re.M)
+
+
+def redis_intervals(env, pid, now=None):
+    """[(start, end)] wall-clock seconds during which pid was in multi-server
+    mode, from its log (millisecond resolution)."""
+    import calendar
+    out, start = [], None
+    for m in LOG_TIME.finditer(env.log_text()):
+        if int(m.group(2)) != pid:
+            continue
+        t = calendar.timegm(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S")) + int(m.group(1)[20:]) / 1000.0
+        if m.group(3) == "Pub/Sub enabled":
+            if start is None:
+                start = t
+        elif start is not None:
+            out.append((start, t))
+            start = None
+    if start is not None:
+        out.append((start, now or time.time() + 3600))
+    return out
+
+
+def covered(intervals, t0, t1):
+    return any(a <= t0 and t1 <= b for a, b in intervals)
 
 
 BROADCAST = re.compile(r"sse-fcgi\[(\d+)\] debug: Local broadcast to (\S+): (\d+) success")

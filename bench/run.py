@@ -1,0 +1,774 @@
+#!/usr/bin/python3
+"""sse-fcgi vs Nchan on one machine, one run: see bench/README.md.
+
+Stands up, on loopback, sse-fcgi behind nginx from examples/nginx (the
+documented substitution of tests/integration/README.md, plus the capacity rule
+below) and nginx with Debian's Nchan module, drives both with bench/sse-load
+(same clients, same 128-byte payloads), and writes bench/results/.
+
+    /usr/bin/python3 bench/run.py [--quick] [--only a0,d10k,...] [--systems sse,nchan]
+
+Environment: BENCH_QUICK=1 (one repetition, shorter phases), BENCH_REPS=N,
+SSE_FCGI_BIN, SSE_LOAD_BIN, BENCH_KEEP=1 (keep the work directory).
+Python 3 standard library only; run as root (nginx workers run as www-data,
+as shipped).
+"""
+import argparse
+import ctypes
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+NGINX_EXAMPLE = os.path.join(ROOT, "examples/nginx/nginx.conf")
+SPAWN_EXAMPLE = os.path.join(ROOT, "examples/nginx/spawn-fcgi.sh")
+BIN = os.environ.get("SSE_FCGI_BIN", os.path.join(ROOT, "sse-fcgi"))
+LOAD = os.environ.get("SSE_LOAD_BIN", os.path.join(ROOT, "build/bench/sse-load"))
+NCHAN_SO = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+RESULTS = os.path.join(HERE, "results")
+NOFILE = 1048576
+
+NCPU = os.cpu_count() or 1
+SERVER_CPU = "0"
+LOAD_CPU = "1" if NCPU > 1 else "0"
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# Configuration files: the shipped examples, substituted
+
+def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir, streams):
+    """The documented substitution of tests/integration/README.md (listen
+    port, FastCGI socket, log, pid and temp paths; every rule must match and
+    no system path may remain), plus one bench-only rule: when the scenario
+    holds more streams than the shipped worker_connections carries (2
+    connections a stream), worker_connections and worker_rlimit_nofile are
+    raised to fit.  Nothing else changes."""
+    rules = [
+        ("listen port", r"(?m)^(\s*listen\s+127\.0\.0\.1:)8080(\s*;)", r"\g<1>%d\2" % port),
+        ("FastCGI socket", r"unix:/run/sse-fcgi/sse-fcgi\.sock", "unix:" + sock),
+        ("log paths", r"/var/log/nginx/", log_dir.rstrip("/") + "/"),
+        ("pid path", r"(?m)^(\s*pid\s+)/run/nginx\.pid(\s*;)", r"\g<1>%s\2" % pid_file),
+        ("temp paths", r"/var/lib/nginx/", temp_dir.rstrip("/") + "/"),
+    ]
+    for what, pat, rep in rules:
+        text, n = re.subn(pat, lambda m, rep=rep: m.expand(rep), text)
+        if n == 0:
+            raise BenchError("examples/nginx/nginx.conf: substitution for %s matched nothing" % what)
+    for line in text.splitlines():
+        code = line.split("#", 1)[0]
+        if re.search(r"((?<![\w.-])(/run/|/var/log/|/var/lib/)|:8080\b)", code):
+            raise BenchError("nginx.conf: system path left after substitution: %r" % line.strip())
+    m = re.search(r"(?m)^\s*worker_connections\s+(\d+)\s*;", text)
+    if not m:
+        raise BenchError("examples/nginx/nginx.conf: no worker_connections")
+    wc = int(m.group(1))
+    need = 2 * streams + 1024
+    if need > wc:
+        text = re.sub(r"(?m)^(\s*worker_connections\s+)\d+(\s*;)", r"\g<1>%d\2" % need, text)
+        text, n = re.subn(r"(?m)^(\s*worker_rlimit_nofile\s+)\d+(\s*;)", r"\g<1>%d\2" % (2 * need), text)
+        if n == 0:
+            raise BenchError("examples/nginx/nginx.conf: no worker_rlimit_nofile")
+    return text, max(wc, need)
+
+
+def spawn_fcgi_argv(sock, pid_file, procs, conf):
+    """The `spawn-fcgi ...` line of examples/nginx/spawn-fcgi.sh with -s, -P,
+    -F, the program and its -c substituted (as tests/integration does)."""
+    import shlex
+    with open(SPAWN_EXAMPLE) as f:
+        lines = [l for l in f.read().splitlines() if l.startswith("spawn-fcgi ")]
+    if not lines:
+        raise BenchError("examples/nginx/spawn-fcgi.sh: no spawn-fcgi line")
+    argv = shlex.split(lines[0])
+    dd = argv.index("--")
+    for i, a in enumerate(argv[:dd]):
+        if a == "-s":
+            argv[i + 1] = sock
+        elif a == "-P":
+            argv[i + 1] = pid_file
+        elif a == "-F":
+            argv[i + 1] = str(procs)
+    argv[dd + 1] = BIN
+    for i in range(dd + 2, len(argv)):
+        if argv[i] == "-c":
+            argv[i + 1] = conf
+    return argv
+
+
+NCHAN_CONF = """# Nchan under the same nginx settings as examples/nginx/nginx.conf
+load_module %(so)s;
+user www-data;
+worker_processes 1;
+worker_rlimit_nofile %(rlimit)d;
+worker_shutdown_timeout 10s;
+pid %(dir)s/run/nginx.pid;
+error_log %(dir)s/log/error.log warn;
+events {
+    worker_connections %(wc)d;
+    multi_accept on;
+}
+http {
+    default_type application/octet-stream;
+    server_tokens off;
+    sendfile on;
+    tcp_nodelay on;
+    access_log %(dir)s/log/access.log;
+    client_body_temp_path %(dir)s/tmp/body;
+    fastcgi_temp_path %(dir)s/tmp/fastcgi;
+    proxy_temp_path %(dir)s/tmp/proxy;
+    uwsgi_temp_path %(dir)s/tmp/uwsgi;
+    scgi_temp_path %(dir)s/tmp/scgi;
+    gzip off;
+    reset_timedout_connection on;
+%(redis)s
+    server {
+        listen 127.0.0.1:%(port)d;
+        server_name _;
+        location ~ ^/sub/([A-Za-z0-9_.:-]+)$ {
+            nchan_subscriber eventsource;
+            nchan_channel_id $1;
+        }
+        location ~ ^/pub/([A-Za-z0-9_.:-]+)$ {
+            allow 127.0.0.1;
+            deny all;
+            nchan_publisher;
+            nchan_channel_id $1;
+            client_max_body_size 64k;
+        }
+        location / {
+            return 404;
+        }
+    }
+}
+"""
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def pin(argv, cpu):
+    if NCPU > 1 and shutil.which("taskset"):
+        return ["taskset", "-c", cpu] + argv
+    return argv
+
+
+def raise_nofile():
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    except (ValueError, OSError):
+        pass
+
+
+def read_status(pid, key="VmRSS"):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])  # kB
+    except OSError:
+        pass
+    return None
+
+
+def cpu_ticks(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return int(parts[11]) + int(parts[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def children(pid):
+    out = []
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def http_get(port, path, timeout=2.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1]) if head.startswith(b"HTTP/") else 0
+    if b"chunked" in head.lower():
+        out, rest = b"", body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            n = int(size_line.split(b";")[0], 16) if size_line.strip() else 0
+            if n == 0:
+                break
+            out += rest[:n]
+            rest = rest[n + 2:]
+        body = out
+    return status, body
+
+
+def wait_for(pred, timeout, what):
+    t = time.time() + timeout
+    while time.time() < t:
+        try:
+            if pred():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise BenchError("timed out waiting for " + what)
+
+
+class Stack:
+    """One system under test: nginx (+ spawn-fcgi'd sse-fcgi) on one port."""
+
+    def __init__(self, work, name, kind, streams, redis_port=None, procs=1):
+        self.dir = os.path.join(work, name)
+        self.kind, self.streams, self.redis_port, self.procs = kind, streams, redis_port, procs
+        self.port = free_port()
+        self.nginx = None
+        self.sse_pids = []
+        for d in ("run", "sse", "nginx/log", "nginx/tmp"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        shutil.chown(os.path.join(self.dir, "sse"), "www-data", "www-data")
+
+    # sse-fcgi ------------------------------------------------------------
+    def _start_sse(self):
+        sock = os.path.join(self.dir, "run/sse-fcgi.sock")
+        conf = os.path.join(self.dir, "sse/sse-fcgi.conf")
+        lines = [
+            'max_streams = 65536',
+            'max_streams_per_resource = 1048576',
+            'heartbeat = 15',
+            'log_file = "%s"' % os.path.join(self.dir, "sse/sse-fcgi.log"),
+            'log_level = "info"',
+        ]
+        if self.redis_port:
+            lines += ["redis {", '    host = "127.0.0.1"', "    port = %d" % self.redis_port, "}"]
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(conf, 0o644)
+        r = subprocess.run([BIN, "-t", "-c", conf], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError("sse-fcgi -t: " + r.stderr.strip())
+        pidf = os.path.join(self.dir, "run/spawn.pid")
+        argv = pin(spawn_fcgi_argv(sock, pidf, self.procs, conf), SERVER_CPU)
+        r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=raise_nofile,
+                           env=dict(os.environ, REDIS_HOST="", REDIS_PORT=""))
+        if r.returncode != 0:
+            raise BenchError("spawn-fcgi: %s %s" % (r.stdout, r.stderr))
+        with open(pidf) as f:
+            self.sse_pids = [int(x) for x in f.read().split()]
+        with open(NGINX_EXAMPLE) as f:
+            text, self.wc = substitute_nginx_conf(
+                f.read(), self.port, sock, os.path.join(self.dir, "nginx/log"),
+                os.path.join(self.dir, "run/nginx.pid"), os.path.join(self.dir, "nginx/tmp"),
+                self.streams)
+        return text
+
+    def _start_nchan(self):
+        need = max(65536, 2 * self.streams + 1024)
+        self.wc = need
+        redis = ""
+        if self.redis_port:
+            redis = ('    nchan_redis_url "redis://127.0.0.1:%d";\n    nchan_use_redis on;\n'
+                     % self.redis_port)
+        return NCHAN_CONF % dict(so=NCHAN_SO, rlimit=2 * need, wc=need, port=self.port,
+                                 dir=os.path.join(self.dir, "nginx"), redis=redis)
+
+    def start(self):
+        text = self._start_sse() if self.kind == "sse" else self._start_nchan()
+        nconf = os.path.join(self.dir, "nginx/nginx.conf")
+        with open(nconf, "w") as f:
+            f.write(text)
+        shutil.copy("/etc/nginx/fastcgi_params", os.path.join(self.dir, "nginx/fastcgi_params"))
+        argv = pin(["nginx", "-p", os.path.join(self.dir, "nginx") + "/", "-c", nconf,
+                    "-e", os.path.join(self.dir, "nginx/log/error.log"), "-g", "daemon off;"],
+                   SERVER_CPU)
+        self.nginx = subprocess.Popen(argv, start_new_session=True, preexec_fn=raise_nofile,
+                                      stderr=open(os.path.join(self.dir, "nginx/log/stderr"), "w"))
+
+        def up():
+            if self.nginx.poll() is not None:
+                raise BenchError("nginx exited: see " + self.dir + "/nginx/log/")
+            if self.kind == "sse":
+                st, body = http_get(self.port, "/stats")
+                if st != 200:
+                    return False
+                if self.redis_port:
+                    return json.loads(body).get("mode") == "redis"
+                return True
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        wait_for(up, 15, "%s on port %d" % (self.kind, self.port))
+        wait_for(lambda: self.worker_pid() is not None, 5, "nginx worker")
+
+    def worker_pid(self):
+        # the master is nginx itself, or taskset's exec'd image (same pid)
+        kids = [p for p in children(self.nginx.pid) if "worker" in self._cmd(p)]
+        return kids[0] if kids else None
+
+    @staticmethod
+    def _cmd(pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stats(self):
+        if self.kind != "sse":
+            return {}
+        st, body = http_get(self.port, "/stats")
+        return json.loads(body) if st == 200 else {}
+
+    def rss(self):
+        """(backend kB summed over processes, nginx worker kB)"""
+        b = sum(read_status(p) or 0 for p in self.sse_pids) if self.sse_pids else 0
+        w = self.worker_pid()
+        return b, (read_status(w) or 0) if w else 0
+
+    def cpu(self):
+        w = self.worker_pid()
+        return sum(cpu_ticks(p) for p in self.sse_pids), cpu_ticks(w) if w else 0
+
+    def stop(self):
+        for p in self.sse_pids:
+            try:
+                os.kill(p, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if self.nginx and self.nginx.poll() is None:
+            try:
+                os.killpg(self.nginx.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.nginx.pid, signal.SIGKILL)
+                self.nginx.wait()
+        t = time.time() + 10
+        for p in self.sse_pids:
+            while time.time() < t and os.path.exists("/proc/%d" % p):
+                try:
+                    os.waitpid(p, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                time.sleep(0.05)
+            if os.path.exists("/proc/%d" % p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+class Redis:
+    def __init__(self, work):
+        self.dir = os.path.join(work, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            pin(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.dir, "--logfile", os.path.join(self.dir, "log")],
+                SERVER_CPU), start_new_session=True)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=1).close() or True,
+                 10, "redis-server")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# ---------------------------------------------------------------------------
+# Scenarios
+
+def paths(kind):
+    if kind == "sse":
+        return ["--sub-path", "/sse/r%u", "--pub-path", "/publish/r%u"]
+    return ["--sub-path", "/sub/r%u", "--pub-path", "/pub/r%u"]
+
+
+def run_load(args, hold_cb=None, timeout=300):
+    argv = pin([LOAD, "--quiet"] + [str(a) for a in args], LOAD_CPU)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         preexec_fn=raise_nofile)
+    ready = None
+    if hold_cb:
+        line = p.stdout.readline()
+        if not line:
+            p.wait()
+            raise BenchError("sse-load exited before ready (status %s)" % p.returncode)
+        ready = json.loads(line)
+        hold_cb(ready)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise BenchError("sse-load timed out")
+    if p.returncode != 0:
+        raise BenchError("sse-load failed (%d)" % p.returncode)
+    res = json.loads(out.strip().splitlines()[-1])
+    res["ready"] = ready
+    return res
+
+
+def scenario_traffic(stack, sc, quick, pub_stack=None):
+    dur = sc["duration"] if not quick else min(sc["duration"], 5)
+    args = ["--port", stack.port, "--streams", sc["streams"], "--resources", sc["resources"],
+            "--rate", sc["rate"], "--duration", dur, "--pub-conns", sc.get("pub_conns", 4),
+            "--src-addrs", 16, "--payload", 128, "--label", sc["name"]]
+    if pub_stack is not None:
+        args += ["--pub-port", pub_stack.port]
+    if sc.get("max_ahead"):
+        args += ["--max-ahead", sc["max_ahead"]]
+    args += paths(stack.kind)
+    c0 = stack.cpu()
+    t0 = time.time()
+    res = run_load(args)
+    c1 = stack.cpu()
+    wall = time.time() - t0
+    hz = os.sysconf("SC_CLK_TCK")
+    res["server_cpu_backend_s"] = (c1[0] - c0[0]) / hz
+    res["server_cpu_nginx_s"] = (c1[1] - c0[1]) / hz
+    res["wall_s"] = wall
+    return res
+
+
+def scenario_idle(stack, sc, quick):
+    """Open N streams, let them sit idle, measure RSS above the baseline taken
+    before any stream; then one publish per resource proves they all live."""
+    time.sleep(0.5)
+    base = stack.rss()
+    held = {}
+
+    def at_ready(ready):
+        time.sleep(3)                       # idle: queues drained, nothing in flight
+        held["rss"] = stack.rss()
+        held["stats"] = stack.stats()
+    args = ["--port", stack.port, "--streams", sc["streams"], "--resources", sc["resources"],
+            "--rate", sc["resources"], "--duration", 1, "--pub-conns", 4, "--src-addrs", 16,
+            "--inflight", 512, "--payload", 128, "--hold", "--label", sc["name"]]
+    args += paths(stack.kind)
+    res = run_load(args, hold_cb=at_ready, timeout=600)
+    n = res["ready"]["established"]
+    res["rss_base_kb"] = base
+    res["rss_held_kb"] = held["rss"]
+    res["backend_streams"] = held["stats"].get("streams")
+    if n:
+        res["backend_b_per_stream"] = (held["rss"][0] - base[0]) * 1024.0 / n
+        res["nginx_b_per_stream"] = (held["rss"][1] - base[1]) * 1024.0 / n
+        res["total_b_per_stream"] = res["backend_b_per_stream"] + res["nginx_b_per_stream"]
+    res["held"] = n
+    return res
+
+
+SCENARIOS = [
+    dict(name="a0", kind="traffic", streams=1000, resources=10, rate=100, duration=10),
+    dict(name="a", kind="traffic", streams=1000, resources=10, rate=1000, duration=10),
+    dict(name="b", kind="traffic", streams=10000, resources=100, rate=200, duration=10),
+    dict(name="c", kind="traffic", streams=1000, resources=1, rate=0, duration=8,
+         pub_conns=4, max_ahead=64),
+    dict(name="d10k", kind="idle", streams=10000, resources=100),
+    dict(name="d50k", kind="idle", streams=50000, resources=100),
+    dict(name="e", kind="redis", streams=1000, resources=10, rate=100, duration=10),
+]
+
+
+def run_one(work, system, sc, quick, rep, redis):
+    name = "%s-%s-%d" % (system, sc["name"], rep)
+    stacks = []
+    try:
+        if sc["kind"] == "redis":
+            if redis is None:
+                return None
+            a = Stack(work, name + "-A", system, sc["streams"], redis_port=redis.port)
+            b = Stack(work, name + "-B", system, sc["streams"], redis_port=redis.port)
+            stacks = [a, b]
+            a.start()
+            b.start()
+            # streams on B, publishes through A
+            return scenario_traffic(b, sc, quick, pub_stack=a)
+        s = Stack(work, name, system, sc["streams"])
+        stacks = [s]
+        s.start()
+        if sc["kind"] == "idle":
+            return scenario_idle(s, sc, quick)
+        return scenario_traffic(s, sc, quick)
+    finally:
+        for s in stacks:
+            s.stop()
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r and r.get(key) is not None and r[key] >= 0]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and abs(v) < 100 and v != int(v):
+        return ("%.2f" % v) + unit
+    return ("{:,.0f}".format(v)) + unit
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return "%.2f" % (a / b)
+
+
+FIGURES = [
+    # scenario, key, label, unit
+    ("a0", "lat_p50_ms", "(a0) 1k streams/10 res, 100 msg/s: latency p50", " ms"),
+    ("a0", "lat_p99_ms", "(a0) latency p99", " ms"),
+    ("a0", "lat_p999_ms", "(a0) latency p99.9", " ms"),
+    ("a0", "lost", "(a0) lost / dup events", ""),
+    ("a", "delivered_per_s", "(a) 1k streams, 1,000 msg/s: delivered/s", ""),
+    ("a", "lat_p50_ms", "(a) latency p50", " ms"),
+    ("a", "lat_p99_ms", "(a) latency p99", " ms"),
+    ("a", "lat_p999_ms", "(a) latency p99.9", " ms"),
+    ("a", "lost", "(a) lost / dup events", ""),
+    ("b", "delivered_per_s", "(b) 10k streams/100 res, 200 msg/s: delivered/s", ""),
+    ("b", "lat_p50_ms", "(b) latency p50", " ms"),
+    ("b", "lat_p99_ms", "(b) latency p99", " ms"),
+    ("b", "lat_p999_ms", "(b) latency p99.9", " ms"),
+    ("b", "lost", "(b) lost / dup events", ""),
+    ("c", "delivered_per_s", "(c) saturation, 1k streams on 1 res: delivered/s", ""),
+    ("c", "lat_p99_ms", "(c) latency p99 at saturation", " ms"),
+    ("c", "lost", "(c) lost / dup events", ""),
+    ("d10k", "held", "(d) 10k idle: streams held", ""),
+    ("d10k", "backend_b_per_stream", "(d) 10k idle: backend RSS per stream", " B"),
+    ("d10k", "nginx_b_per_stream", "(d) 10k idle: nginx worker RSS per stream", " B"),
+    ("d10k", "total_b_per_stream", "(d) 10k idle: total server RSS per stream", " B"),
+    ("d50k", "held", "(d) 50k idle: streams held", ""),
+    ("d50k", "backend_b_per_stream", "(d) 50k idle: backend RSS per stream", " B"),
+    ("d50k", "nginx_b_per_stream", "(d) 50k idle: nginx worker RSS per stream", " B"),
+    ("d50k", "total_b_per_stream", "(d) 50k idle: total server RSS per stream", " B"),
+    ("e", "lat_p50_ms", "(e) cross-server via Redis, 1k streams, 100 msg/s: p50", " ms"),
+    ("e", "lat_p99_ms", "(e) cross-server latency p99", " ms"),
+    ("e", "lost", "(e) lost / dup events", ""),
+]
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    kernel = os.uname().release
+    try:
+        nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    except OSError:
+        nginx_v = "?"
+    nchan = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan"],
+                           capture_output=True, text=True).stdout.strip() or "?"
+    return dict(nproc=NCPU, cpu=model, kernel=kernel, nginx=nginx_v, nchan=nchan,
+                date=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+
+
+def table(results, reps, mach):
+    out = []
+    out.append("Machine: `nproc` = %d, %s, Linux %s; %s; libnginx-mod-nchan %s; %s."
+               % (mach["nproc"], mach["cpu"], mach["kernel"], mach["nginx"], mach["nchan"], mach["date"]))
+    out.append("Servers pinned to CPU %s, sse-load to CPU %s; one nginx worker each; 128-byte payloads; "
+               "median of %d run(s) per figure. Ratio = sse-fcgi / Nchan." % (SERVER_CPU, LOAD_CPU, reps))
+    out.append("")
+    out.append("| figure | sse-fcgi | Nchan | ratio |")
+    out.append("|---|---:|---:|---:|")
+    for scn, key, label, unit in FIGURES:
+        s = results.get(("sse", scn), [])
+        n = results.get(("nchan", scn), [])
+        if not any(s) and not any(n):
+            continue
+        if key == "lost":
+            def ld(runs):
+                lo, du = med(runs, "lost"), med(runs, "dup")
+                return "–" if lo is None else "%s / %s" % (fmt(lo), fmt(du))
+            out.append("| %s | %s | %s | |" % (label, ld(s), ld(n)))
+            continue
+        a, b = med(s, key), med(n, key)
+        out.append("| %s | %s | %s | %s |" % (label, fmt(a, unit), fmt(b, unit), ratio(a, b)))
+    return "\n".join(out) + "\n"
+
+
+def chart(results, path_png):
+    gp = shutil.which("gnuplot")
+    if not gp:
+        log("gnuplot missing: no chart")
+        return
+    dat = os.path.join(RESULTS, "latency.dat")
+    rows = []
+    for scn in ("a0", "a", "b", "e"):
+        for sysname in ("sse", "nchan"):
+            runs = results.get((sysname, scn), [])
+            if not any(runs):
+                continue
+            rows.append('"%s %s" %s %s %s' % (
+                scn, "sse-fcgi" if sysname == "sse" else "Nchan",
+                *[(med(runs, k) if med(runs, k) is not None else 0)
+                  for k in ("lat_p50_ms", "lat_p99_ms", "lat_p999_ms")]))
+    thr = os.path.join(RESULTS, "throughput.dat")
+    trows = []
+    for scn in ("a", "b", "c"):
+        for sysname in ("sse", "nchan"):
+            runs = results.get((sysname, scn), [])
+            if any(runs):
+                trows.append('"%s %s" %s' % (scn, "sse-fcgi" if sysname == "sse" else "Nchan",
+                                             med(runs, "delivered_per_s") or 0))
+    with open(dat, "w") as f:
+        f.write("# label p50_ms p99_ms p999_ms\n" + "\n".join(rows) + "\n")
+    with open(thr, "w") as f:
+        f.write("# label delivered_per_s\n" + "\n".join(trows) + "\n")
+    script = os.path.join(HERE, "chart.gp")
+    subprocess.run([gp, "-e", "latdat='%s'; thrdat='%s'; out='%s'" % (dat, thr, path_png), script],
+                   check=False)
+
+
+# ---------------------------------------------------------------------------
+
+def main():
+    global RESULTS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""))
+    ap.add_argument("--systems", default=os.environ.get("BENCH_SYSTEMS", "sse,nchan"))
+    ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "0")))
+    ap.add_argument("--out", default=RESULTS)
+    a = ap.parse_args()
+    reps = a.reps or (1 if a.quick else 3)
+    only = [x for x in a.only.split(",") if x]
+    systems = [x for x in a.systems.split(",") if x]
+    if os.geteuid() != 0:
+        raise SystemExit("bench: run as root (nginx workers run as www-data, as shipped)")
+    for f in (BIN, LOAD):
+        if not os.access(f, os.X_OK):
+            raise SystemExit("bench: %s missing (make bench builds it)" % f)
+    if "nchan" in systems and not os.path.exists(NCHAN_SO):
+        log("Nchan module missing (%s): sse-fcgi only" % NCHAN_SO)
+        systems = [s for s in systems if s != "nchan"]
+    raise_nofile()
+    # 50,000 streams from 16 source addresses fit the stock port range; note it
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        log("ip_local_port_range", f.read().strip(), "(not changed)")
+    RESULTS = a.out
+    os.makedirs(RESULTS, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="sse-bench-")
+    os.chmod(work, 0o755)
+    mach = machine()
+    redis = None
+    scen = [s for s in SCENARIOS if not only or s["name"] in only]
+    if any(s["kind"] == "redis" for s in scen) and shutil.which("redis-server"):
+        redis = Redis(work)
+    results = {}
+    raw = []
+    t_start = time.time()
+    try:
+        for rep in range(reps):
+            for sc in scen:
+                for sysname in systems:
+                    if sc["kind"] == "redis" and sysname == "sse" and not redis_hub_ok():
+                        log("skip e for sse-fcgi: Redis hub not available")
+                        continue
+                    log("rep %d %s %s ..." % (rep + 1, sysname, sc["name"]))
+                    try:
+                        r = run_one(work, sysname, sc, a.quick, rep, redis)
+                    except BenchError as e:
+                        log("  FAILED: %s" % e)
+                        r = {"error": str(e)}
+                    if r is None:
+                        continue
+                    r.update(system=sysname, scenario=sc["name"], rep=rep + 1)
+                    raw.append(r)
+                    if "error" not in r:
+                        results.setdefault((sysname, sc["name"]), []).append(r)
+                        log("  " + summary(r))
+    finally:
+        if redis:
+            redis.stop()
+        if os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log("kept", work)
+    md = table(results, reps, mach)
+    with open(os.path.join(RESULTS, "results.md"), "w") as f:
+        f.write("# sse-fcgi vs Nchan\n\n" + md)
+    with open(os.path.join(RESULTS, "runs.json"), "w") as f:
+        json.dump(dict(machine=mach, reps=reps, quick=a.quick, runs=raw), f, indent=1)
+    chart(results, os.path.join(RESULTS, "bench.png"))
+    log("done in %.0f s; results in %s" % (time.time() - t_start, RESULTS))
+    print(md)
+
+
+def summary(r):
+    if "held" in r:
+        return ("held %d (backend says %s); backend %.0f B/stream, nginx %.0f B/stream; "
+                "post-hold publish lost %d" % (r["held"], r.get("backend_streams"),
+                                               r.get("backend_b_per_stream", -1),
+                                               r.get("nginx_b_per_stream", -1), r["lost"]))
+    return ("up %d/%d, pub %d ok %d err, %d events, %.0f/s, p50 %.2f p99 %.2f p99.9 %.2f ms, "
+            "lost %d dup %d, cpu backend %.1f s nginx %.1f s tool %.0f%%"
+            % (r["established"], r["streams"], r["pub_ok"], r["pub_err"], r["events"],
+               r["delivered_per_s"], r["lat_p50_ms"], r["lat_p99_ms"], r["lat_p999_ms"],
+               r["lost"], r["dup"], r.get("server_cpu_backend_s", 0), r.get("server_cpu_nginx_s", 0),
+               r["tool_cpu_publish_pct"]))
+
+
+def redis_hub_ok():
+    try:
+        with open(os.path.join(ROOT, "src/redis.c")) as f:
+            return f.read().count("redisAsync") > 0
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
