@@ -50,14 +50,16 @@ else
 	BIN=$REPO/sse-fcgi
 fi
 [ -x "$BIN" ] || die "$BIN is not an executable (run make)"
+PATH=$PATH:/usr/sbin:/sbin   # nginx, for users whose PATH lacks sbin
 for tool in nginx spawn-fcgi curl; do
-	command -v "$tool" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (sh tests/deps.sh run installs it)"
 done
 
 # --- the private directory -------------------------------------------------
 if [ -n "${DEMO_DIR:-}" ]; then
-	[ -e "$DEMO_DIR" ] && die "DEMO_DIR=$DEMO_DIR exists; name a new directory (it is removed on exit)"
+	if [ -e "$DEMO_DIR" ]; then
+		die "DEMO_DIR=$DEMO_DIR exists; name a new directory (it is removed on exit)"
+	fi
 	mkdir -p "$DEMO_DIR"
 	D=$(cd "$DEMO_DIR" && pwd)
 else
@@ -93,6 +95,7 @@ gone_within() {
 
 cleanup() {
 	trap '' INT TERM HUP
+	trap - EXIT
 	status=${1:-0}
 	say ""
 	say "stopping ..."
@@ -113,7 +116,10 @@ cleanup() {
 	fi
 	if [ "$status" -ne 0 ]; then
 		for f in "$D/log/error.log" "$D/sse/sse-fcgi.log"; do
-			[ -s "$f" ] && { say "--- last lines of $f"; tail -n 15 "$f"; }
+			if [ -s "$f" ]; then
+				say "--- last lines of $f"
+				tail -n 15 "$f"
+			fi
 		done
 	fi
 	rm -rf "$D"
@@ -138,7 +144,9 @@ cat > "$CONF" <<EOF
 log_file = "$D/sse/sse-fcgi.log"
 EOF
 chmod 0644 "$CONF"
-[ "$(id -u)" -eq 0 ] && chown www-data:www-data "$D/sse"   # the backend runs as www-data
+if [ "$(id -u)" -eq 0 ]; then
+	chown www-data:www-data "$D/sse"    # the backend runs as www-data
+fi
 "$BIN" -t -c "$CONF" || die "sse-fcgi -t rejected $CONF"
 
 # The first `spawn-fcgi ` line of examples/nginx/spawn-fcgi.sh, with -s, -P,
@@ -218,7 +226,7 @@ URL=http://127.0.0.1:$PORT
 if [ -n "${REDIS_HOST:-}" ]; then
 	mode="multi-server mode through Redis at $REDIS_HOST, $PROCS process(es)"
 else
-	mode="single-server mode, 1 process; several processes need Redis: REDIS_HOST=127.0.0.1 PROCS=4 $0"
+	mode="single-server mode, 1 process; several processes need Redis: REDIS_HOST=127.0.0.1 PROCS=4 make run"
 fi
 cat <<EOF
 

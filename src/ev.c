@@ -219,6 +219,27 @@ ev_io_del(struct ev_loop *loop, int fd)
 	return 0;
 }
 
+/*
+ * A descriptor changing hands (a request becoming a stream) keeps its kernel
+ * registration: only the callback changes, so no syscall is spent on it. Events already
+ * fired in this batch are not delivered to the new owner (bumps gen, as a del would).
+ */
+int
+ev_io_rebind(struct ev_loop *loop, int fd, ev_io_fn *fn, void *arg)
+{
+	struct ev_fd *e;
+
+	if (fd < 0 || fd >= loop->setsize || loop->fds[fd].fn == NULL || fn == NULL) {
+		errno = fd < 0 || fd >= loop->setsize ? ERANGE : ENOENT;
+		return -1;
+	}
+	e = &loop->fds[fd];
+	e->fn = fn;
+	e->arg = arg;
+	e->gen++;
+	return 0;
+}
+
 int
 ev_io_events(const struct ev_loop *loop, int fd)
 {

@@ -100,6 +100,10 @@ int ev_io_set(struct ev_loop *loop, int fd, int events);
  * (the slot is always released); fails only with EBADF/ERANGE/ENOENT. */
 int ev_io_del(struct ev_loop *loop, int fd);
 /* Current interest (EV_READ|EV_WRITE bits), -1 if fd is not registered. */
+/* Hands fd's registration to another callback, interest unchanged; no syscall. Events
+ * already fired in the running batch are not delivered to the new callback. -1 ENOENT
+ * when fd is not registered. */
+int ev_io_rebind(struct ev_loop *loop, int fd, ev_io_fn *fn, void *arg);
 int ev_io_events(const struct ev_loop *loop, int fd);
 
 /* Timers. ev_timer_init() makes t inactive; call it once before first use. */

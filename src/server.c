@@ -309,6 +309,8 @@ on_stream_io(struct ev_loop *loop, int fd, int events, void *arg)
 		stream_flush_one(srv, s);
 }
 
+/* Takes over fd, still registered for EV_READ by the conn it came from. On failure
+ * the caller closes fd (and must ev_io_del it first). */
 static struct stream *
 stream_adopt(struct server *srv, int fd, uint16_t id)
 {
@@ -319,10 +321,7 @@ stream_adopt(struct server *srv, int fd, uint16_t id)
 	s->owner = srv;
 	s->fd = fd;
 	s->id = id;
-	if (ev_io_add(srv->loop, fd, EV_READ, on_stream_io, s) == -1) {
-		free(s);
-		return NULL;
-	}
+	ev_io_rebind(srv->loop, fd, on_stream_io, s);
 	slist_add(&srv->replies, s);
 	srv->nstreams++;
 	return s;
@@ -634,15 +633,17 @@ handle(struct server *srv, struct stream *s, const struct fcgi_request *req, int
 
 /* ---- request heads ---- */
 
+/* close_fd 0 hands the descriptor, still registered in the loop, to a stream. */
 static void
 conn_close(struct conn *c, int close_fd)
 {
 	struct server *srv = c->srv;
 
 	ev_timer_stop(srv->loop, &c->timer);
-	ev_io_del(srv->loop, c->fd);
-	if (close_fd)
+	if (close_fd) {
+		ev_io_del(srv->loop, c->fd);
 		close(c->fd);
+	}
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -677,6 +678,7 @@ conn_dispatch(struct conn *c)
 		conn_close(c, 0);
 		s = stream_adopt(srv, fd, req.id);
 		if (s == NULL) {
+			ev_io_del(srv->loop, fd);
 			close(fd);
 			fd_released(srv);
 			return;
@@ -691,6 +693,7 @@ conn_dispatch(struct conn *c)
 	s = stream_adopt(srv, fd, req.id);
 	if (s == NULL) {
 		log_warn("out of memory for a stream, dropping the connection");
+		ev_io_del(srv->loop, fd);
 		close(fd);
 		fd_released(srv);
 	} else if (tail_rc != 0) {

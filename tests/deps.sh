@@ -3,10 +3,16 @@
 # Used by `make run`, `make test` and .ci/run. Safe to run again: it only calls apt-get
 # when a package is missing. Services the packages would start (nginx on :80,
 # redis-server on :6379, lighttpd) are kept from starting: the tests start their own.
+#
+#   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test)
+#   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
 set -eu
 
-PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev libcmocka-dev
-nginx spawn-fcgi redis-server redis-tools lighttpd curl python3 procps util-linux valgrind"
+PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
+if [ "${1:-}" != run ]; then
+	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
+chromium"
+fi
 
 missing=""
 for p in $PKGS; do

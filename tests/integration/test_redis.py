@@ -141,6 +141,26 @@ def late_start(env, w):
     check(env.stats()["redis_reconnects"] >= 1, "reconnects counted")
 
 
+@test("redis_long_outage")
+@with_world
+def long_outage(env, w):
+    """With the default backoff (100..5000 ms), a Redis that comes back after a
+    long outage is used again within 10 s (SPEC), whatever the backoff reached."""
+    rs = w.redis()
+    env.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    wait_mode(env, "redis", 10)
+    rs.kill(signal.SIGKILL)
+    env.wait_log(r"SSE: Redis connection closed")
+    # let the backoff grow towards its cap: 6 attempts per connection
+    # (100+200+...+3200 ms, jittered) before Redis returns
+    env.loop.wait(lambda: env.stats()["redis_reconnects"] >= 12, 20, "12 reconnection attempts")
+    rs.start()
+    t = wait_mode(env, "redis", 10)
+    env.note("after a %d-attempt outage, back in multi-server mode %.2f s after Redis started" % (
+        env.stats()["redis_reconnects"], t))
+    eq(env.publish("outage", "x").get("mode"), "redis", "publish after the outage")
+
+
 @test("redis_restart", loops=LOOPS)
 @with_world
 def restart(env, w):

@@ -882,6 +882,28 @@ test_nested_run_refused(void **state)
 	assert_int_equal(fx->nested_errno, EBUSY);
 }
 
+/* A request becoming a stream keeps its registration: rebind changes only the
+ * callback, keeps the interest, and refuses an fd that is not registered. */
+static void
+test_rebind(void **state)
+{
+	struct fx *fx = *state;
+	int p[2];
+
+	make_pipe(fx, p);
+	assert_int_equal(ev_io_add(fx->loop, p[0], EV_READ, on_io, fx), 0);
+	assert_int_equal(ev_io_rebind(fx->loop, p[0], on_io_other, fx), 0);
+	assert_int_equal(ev_io_events(fx->loop, p[0]), EV_READ);
+	put_byte(p[1]);
+	assert_int_equal(ev_loop_run_once(fx->loop, 1000), 1);
+	assert_int_equal(fx->nrec, 1);
+	assert_int_equal(fx->rec[0].tag, 1);
+	assert_int_equal(ev_io_rebind(fx->loop, p[1], on_io, fx), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(ev_io_rebind(fx->loop, SETSIZE + 1, on_io, fx), -1);
+	assert_int_equal(errno, ERANGE);
+}
+
 #define T(f) cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)backend)
 
 int
@@ -894,6 +916,7 @@ main(void)
 		const char *backend = *b;
 		const struct CMUnitTest tests[] = {
 			T(test_loop_names),
+			T(test_rebind),
 			T(test_setsize_clamp),
 			T(test_io_errors),
 			T(test_free_keeps_fds),
