@@ -5,7 +5,8 @@
 #   make test            install missing packages, unit tests, integration tests,
 #                        then the same suite again under SANITIZE=1
 #   make unit            cmocka unit tests only (honours SANITIZE=1)
-#   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir)
+#   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir): binary, config,
+#                        man page, systemd units, examples; make uninstall removes them
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -89,13 +90,68 @@ test check: deps
 run: deps $(BIN)
 	sh examples/run-demo.sh
 
-install: $(BIN)
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(sysconfdir)/sse-fcgi
-	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/sse-fcgi
-	install -m 0644 conf/sse-fcgi.conf $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
+# Where `make install` puts the man page, the systemd units and the examples. With
+# PREFIX=/usr (a package) the units go where Debian keeps them, /lib/systemd/system.
+MAN8DIR        ?= $(MANDIR)/man8
+SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+DOCDIR         ?= $(PREFIX)/share/doc/sse-fcgi
+DOC_EXAMPLES   := $(wildcard examples/nginx examples/lighttpd examples/multi-server)
+CONF_DEST      := $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
 
+# The units and examples name /usr/local/sbin/sse-fcgi and /etc/sse-fcgi/; installed
+# copies name the real places. An existing, edited sse-fcgi.conf is kept (as dpkg keeps
+# a changed conffile) and the shipped one is put beside it as sse-fcgi.conf.dist.
+# Benchmark against Nchan (not part of `make test`): bench/README.md.
+# BENCH_QUICK=1 for one short repetition; results land in bench/results/.
+BENCH_LOAD := build/bench/sse-load
+$(BENCH_LOAD): bench/sse-load.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -o $@ $<
+
+bench: $(BENCH_LOAD)
+	@sh bench/deps.sh
+	$(MAKE) $(BIN)
+	SSE_FCGI_BIN=$(abspath $(BIN)) SSE_LOAD_BIN=$(abspath $(BENCH_LOAD)) /usr/bin/python3 bench/run.py
+
+install: $(BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(sysconfdir)/sse-fcgi $(DESTDIR)$(MAN8DIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/sse-fcgi
+	@if [ -f $(CONF_DEST) ] && ! cmp -s conf/sse-fcgi.conf $(CONF_DEST); then \
+		install -m 0644 conf/sse-fcgi.conf $(CONF_DEST).dist; \
+		echo "kept your $(CONF_DEST); the shipped one is $(CONF_DEST).dist"; \
+	else \
+		echo "install -m 0644 conf/sse-fcgi.conf $(CONF_DEST)"; \
+		install -m 0644 conf/sse-fcgi.conf $(CONF_DEST); \
+	fi
+	gzip -9n -c man/sse-fcgi.8 > $(DESTDIR)$(MAN8DIR)/sse-fcgi.8.gz
+	chmod 0644 $(DESTDIR)$(MAN8DIR)/sse-fcgi.8.gz
+	for u in systemd/sse-fcgi.socket systemd/sse-fcgi@.service; do \
+		sed -e 's|/usr/local/sbin/sse-fcgi|$(SBINDIR)/sse-fcgi|g' \
+		    -e 's|/etc/sse-fcgi/|$(sysconfdir)/sse-fcgi/|g' $$u \
+		    > $(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/} || exit 1; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/}; \
+	done
+	set -e; for d in $(DOC_EXAMPLES); do \
+		install -d $(DESTDIR)$(DOCDIR)/$$d; \
+		for f in $$d/*; do install -m 0644 $$f $(DESTDIR)$(DOCDIR)/$$f; done; \
+	done
+	for f in README.md docs/README-lighttpd-and-install.md; do \
+		[ ! -f $$f ] || install -m 0644 $$f $(DESTDIR)$(DOCDIR)/; \
+	done
+
+# Removes what install put there. sse-fcgi.conf goes only when unchanged; an edited one
+# stays (as with `apt remove`: delete it yourself to purge).
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/sse-fcgi $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
+	rm -f $(DESTDIR)$(SBINDIR)/sse-fcgi $(DESTDIR)$(MAN8DIR)/sse-fcgi.8.gz \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/sse-fcgi.socket $(DESTDIR)$(SYSTEMDUNITDIR)/sse-fcgi@.service \
+		$(CONF_DEST).dist
+	@if [ -f $(CONF_DEST) ] && ! cmp -s conf/sse-fcgi.conf $(CONF_DEST); then \
+		echo "kept $(CONF_DEST): it differs from the shipped one"; \
+	else \
+		echo "rm -f $(CONF_DEST)"; rm -f $(CONF_DEST); \
+	fi
+	rm -rf $(DESTDIR)$(DOCDIR)
 	-rmdir $(DESTDIR)$(sysconfdir)/sse-fcgi 2>/dev/null
 
 clean:

@@ -39,6 +39,13 @@ RESULTS = os.path.join(HERE, "results")
 NOFILE = 1048576
 
 NCPU = os.cpu_count() or 1
+
+
+def fd_hard():
+    """The descriptor ceiling every process here can reach: RLIMIT_NOFILE's
+    hard limit after trying to raise it (raising needs CAP_SYS_RESOURCE)."""
+    raise_nofile()
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 SERVER_CPU = "0"
 LOAD_CPU = "1" if NCPU > 1 else "0"
 
@@ -53,6 +60,32 @@ class BenchError(Exception):
 
 # ---------------------------------------------------------------------------
 # Configuration files: the shipped examples, substituted
+
+def capacity_rule(text, conns):
+    """Bench-only rule, applied only when one worker cannot carry `conns`
+    connections: worker_connections and worker_rlimit_nofile are set to what
+    a process may really open here (RLIMIT_NOFILE's hard limit), and, if one
+    worker still cannot carry them, worker_processes is raised (with 30 %
+    headroom because accepted connections do not spread evenly)."""
+    m = re.search(r"(?m)^\s*worker_connections\s+(\d+)\s*;", text)
+    if not m:
+        raise BenchError("nginx.conf: no worker_connections")
+    wc = int(m.group(1))
+    hard = fd_hard()
+    per_worker = min(wc, hard - 64)
+    if conns <= per_worker:
+        return text, 1
+    workers = 1 if conns <= hard - 64 else -(-int(conns * 1.3) // (hard - 64))
+    wc = min(max(wc, conns), hard - 64) if workers == 1 else hard - 64
+    text = re.sub(r"(?m)^(\s*worker_connections\s+)\d+(\s*;)", r"\g<1>%d\2" % wc, text)
+    text, n = re.subn(r"(?m)^(\s*worker_rlimit_nofile\s+)\d+(\s*;)", r"\g<1>%d\2" % hard, text)
+    if n == 0:
+        raise BenchError("nginx.conf: no worker_rlimit_nofile")
+    text, n = re.subn(r"(?m)^(\s*worker_processes\s+)\S+(\s*;)", r"\g<1>%d\2" % workers, text)
+    if n == 0:
+        raise BenchError("nginx.conf: no worker_processes")
+    return text, workers
+
 
 def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir, streams):
     """The documented substitution of tests/integration/README.md (listen
@@ -76,17 +109,7 @@ def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir, streams
         code = line.split("#", 1)[0]
         if re.search(r"((?<![\w.-])(/run/|/var/log/|/var/lib/)|:8080\b)", code):
             raise BenchError("nginx.conf: system path left after substitution: %r" % line.strip())
-    m = re.search(r"(?m)^\s*worker_connections\s+(\d+)\s*;", text)
-    if not m:
-        raise BenchError("examples/nginx/nginx.conf: no worker_connections")
-    wc = int(m.group(1))
-    need = 2 * streams + 1024
-    if need > wc:
-        text = re.sub(r"(?m)^(\s*worker_connections\s+)\d+(\s*;)", r"\g<1>%d\2" % need, text)
-        text, n = re.subn(r"(?m)^(\s*worker_rlimit_nofile\s+)\d+(\s*;)", r"\g<1>%d\2" % (2 * need), text)
-        if n == 0:
-            raise BenchError("examples/nginx/nginx.conf: no worker_rlimit_nofile")
-    return text, max(wc, need)
+    return capacity_rule(text, 2 * streams + 1024)
 
 
 def spawn_fcgi_argv(sock, pid_file, procs, conf):
@@ -119,7 +142,7 @@ user www-data;
 worker_processes 1;
 worker_rlimit_nofile %(rlimit)d;
 worker_shutdown_timeout 10s;
-pid %(dir)s/run/nginx.pid;
+pid %(dir)s/log/nginx.pid;
 error_log %(dir)s/log/error.log warn;
 events {
     worker_connections %(wc)d;
@@ -258,7 +281,12 @@ def wait_for(pred, timeout, what):
 class Stack:
     """One system under test: nginx (+ spawn-fcgi'd sse-fcgi) on one port."""
 
-    def __init__(self, work, name, kind, streams, redis_port=None, procs=1):
+    def __init__(self, work, name, kind, streams, redis_port=None, procs=None):
+        if procs is None:
+            # one process unless the descriptor ceiling forbids it
+            # (x1.5: spawn-fcgi children share one socket and connections do
+            # not spread evenly over them)
+            procs = 1 if streams <= fd_hard() - 128 else -(-int(streams * 1.5) // (fd_hard() - 128))
         self.dir = os.path.join(work, name)
         self.kind, self.streams, self.redis_port, self.procs = kind, streams, redis_port, procs
         self.port = free_port()
@@ -297,21 +325,21 @@ class Stack:
         with open(pidf) as f:
             self.sse_pids = [int(x) for x in f.read().split()]
         with open(NGINX_EXAMPLE) as f:
-            text, self.wc = substitute_nginx_conf(
+            text, self.workers = substitute_nginx_conf(
                 f.read(), self.port, sock, os.path.join(self.dir, "nginx/log"),
                 os.path.join(self.dir, "run/nginx.pid"), os.path.join(self.dir, "nginx/tmp"),
                 self.streams)
         return text
 
     def _start_nchan(self):
-        need = max(65536, 2 * self.streams + 1024)
-        self.wc = need
         redis = ""
         if self.redis_port:
             redis = ('    nchan_redis_url "redis://127.0.0.1:%d";\n    nchan_use_redis on;\n'
                      % self.redis_port)
-        return NCHAN_CONF % dict(so=NCHAN_SO, rlimit=2 * need, wc=need, port=self.port,
+        text = NCHAN_CONF % dict(so=NCHAN_SO, rlimit=131072, wc=65536, port=self.port,
                                  dir=os.path.join(self.dir, "nginx"), redis=redis)
+        text, self.workers = capacity_rule(text, self.streams + 1024)
+        return text
 
     def start(self):
         text = self._start_sse() if self.kind == "sse" else self._start_nchan()
@@ -338,12 +366,11 @@ class Stack:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             return True
         wait_for(up, 15, "%s on port %d" % (self.kind, self.port))
-        wait_for(lambda: self.worker_pid() is not None, 5, "nginx worker")
+        wait_for(lambda: len(self.worker_pids()) == self.workers, 5, "nginx workers")
 
-    def worker_pid(self):
-        # the master is nginx itself, or taskset's exec'd image (same pid)
-        kids = [p for p in children(self.nginx.pid) if "worker" in self._cmd(p)]
-        return kids[0] if kids else None
+    def worker_pids(self):
+        # the master is nginx itself (taskset execs it, same pid)
+        return [p for p in children(self.nginx.pid) if "worker" in self._cmd(p)]
 
     @staticmethod
     def _cmd(pid):
@@ -354,20 +381,23 @@ class Stack:
             return ""
 
     def stats(self):
+        """/stats of one process (nginx picks which), {} for Nchan."""
         if self.kind != "sse":
             return {}
-        st, body = http_get(self.port, "/stats")
-        return json.loads(body) if st == 200 else {}
+        try:
+            st, body = http_get(self.port, "/stats", timeout=10)
+            return json.loads(body) if st == 200 else {}
+        except OSError:
+            return {}
 
     def rss(self):
         """(backend kB summed over processes, nginx worker kB)"""
-        b = sum(read_status(p) or 0 for p in self.sse_pids) if self.sse_pids else 0
-        w = self.worker_pid()
-        return b, (read_status(w) or 0) if w else 0
+        b = sum(read_status(p) or 0 for p in self.sse_pids)
+        return b, sum(read_status(p) or 0 for p in self.worker_pids())
 
     def cpu(self):
-        w = self.worker_pid()
-        return sum(cpu_ticks(p) for p in self.sse_pids), cpu_ticks(w) if w else 0
+        return (sum(cpu_ticks(p) for p in self.sse_pids),
+                sum(cpu_ticks(p) for p in self.worker_pids()))
 
     def stop(self):
         for p in self.sse_pids:
@@ -430,29 +460,49 @@ def paths(kind):
 
 
 def run_load(args, hold_cb=None, timeout=300):
-    argv = pin([LOAD, "--quiet"] + [str(a) for a in args], LOAD_CPU)
-    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                         preexec_fn=raise_nofile)
-    ready = None
-    if hold_cb:
-        line = p.stdout.readline()
-        if not line:
-            p.wait()
-            raise BenchError("sse-load exited before ready (status %s)" % p.returncode)
-        ready = json.loads(line)
-        hold_cb(ready)
-        p.stdin.write("go\n")
-        p.stdin.flush()
+    return run_loads([args], hold_cb, timeout)[0]
+
+
+def run_loads(arglists, hold_cb=None, timeout=300):
+    """Runs one sse-load per argument list at once (one process cannot open
+    more descriptors than RLIMIT_NOFILE allows).  With hold_cb: waits until
+    every instance is ready, calls hold_cb(readies), then lets them go on."""
+    procs = []
+    for args in arglists:
+        argv = pin([LOAD, "--quiet"] + [str(a) for a in args], LOAD_CPU)
+        procs.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True, preexec_fn=raise_nofile))
+    readies = [None] * len(procs)
     try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise BenchError("sse-load timed out")
-    if p.returncode != 0:
-        raise BenchError("sse-load failed (%d)" % p.returncode)
-    res = json.loads(out.strip().splitlines()[-1])
-    res["ready"] = ready
-    return res
+        if hold_cb:
+            for i, p in enumerate(procs):
+                line = p.stdout.readline()
+                if not line:
+                    p.wait()
+                    raise BenchError("sse-load exited before ready (status %s)" % p.returncode)
+                readies[i] = json.loads(line)
+            hold_cb(readies)
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+        out = []
+        deadline = time.time() + timeout
+        for i, p in enumerate(procs):
+            try:
+                o, _ = p.communicate(timeout=max(1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                raise BenchError("sse-load timed out")
+            if p.returncode != 0:
+                raise BenchError("sse-load failed (%d)" % p.returncode)
+            r = json.loads(o.strip().splitlines()[-1])
+            r["ready"] = readies[i]
+            out.append(r)
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def scenario_traffic(stack, sc, quick, pub_stack=None):
@@ -479,29 +529,49 @@ def scenario_traffic(stack, sc, quick, pub_stack=None):
 
 def scenario_idle(stack, sc, quick):
     """Open N streams, let them sit idle, measure RSS above the baseline taken
-    before any stream; then one publish per resource proves they all live."""
+    before any stream; then one publish per resource proves they all live
+    (every stream when the processes share Redis or there is one process)."""
     time.sleep(0.5)
     base = stack.rss()
     held = {}
+    n, r = sc["streams"], sc["resources"]
+    k = max(1, -(-n // (fd_hard() - 256)))          # load instances
+    while r % k:
+        r += 1
 
-    def at_ready(ready):
+    def at_ready(readies):
         time.sleep(3)                       # idle: queues drained, nothing in flight
         held["rss"] = stack.rss()
         held["stats"] = stack.stats()
-    args = ["--port", stack.port, "--streams", sc["streams"], "--resources", sc["resources"],
-            "--rate", sc["resources"], "--duration", 1, "--pub-conns", 4, "--src-addrs", 16,
-            "--inflight", 512, "--payload", 128, "--hold", "--label", sc["name"]]
-    args += paths(stack.kind)
-    res = run_load(args, hold_cb=at_ready, timeout=600)
-    n = res["ready"]["established"]
+    arglists = []
+    for i in range(k):
+        arglists.append(["--port", stack.port, "--streams", n // k + (1 if i < n % k else 0),
+                         "--resources", r // k, "--res-offset", i * (r // k),
+                         "--rate", 1000, "--count", r // k, "--duration", 2, "--pub-conns", 2,
+                         "--src-addrs", 16, "--inflight", 512 // k, "--payload", 128, "--hold",
+                         "--retries", 200 if stack.procs > 1 else 0,
+                         "--label", sc["name"]] + paths(stack.kind))
+    runs = run_loads(arglists, hold_cb=at_ready, timeout=600)
+    res = {key: sum(x[key] for x in runs) for key in
+           ("streams", "established", "open_at_end", "closed_during", "refused_429", "refused_503",
+            "refused_other", "retried", "early_eof", "connect_errors", "pub_sent", "pub_ok", "pub_err",
+            "events", "expected", "lost", "dup", "misrouted", "malformed")}
+    res["connect_s"] = max(x["connect_s"] for x in runs)
+    res["load_instances"] = k
+    res["backend_procs"] = len(stack.sse_pids)
+    res["nginx_workers"] = stack.workers
+    res["first_errno"] = ";".join(sorted(set(x["first_errno"] for x in runs if x["first_errno"])))
+    held_n = sum(x["ready"]["established"] for x in runs)
     res["rss_base_kb"] = base
     res["rss_held_kb"] = held["rss"]
-    res["backend_streams"] = held["stats"].get("streams")
-    if n:
-        res["backend_b_per_stream"] = (held["rss"][0] - base[0]) * 1024.0 / n
-        res["nginx_b_per_stream"] = (held["rss"][1] - base[1]) * 1024.0 / n
-        res["total_b_per_stream"] = res["backend_b_per_stream"] + res["nginx_b_per_stream"]
-    res["held"] = n
+    res["backend_streams_one_proc"] = held["stats"].get("streams")
+    res["backend_mode"] = held["stats"].get("mode")
+    if held_n and stack.kind == "sse":
+        res["backend_b_per_stream"] = (held["rss"][0] - base[0]) * 1024.0 / held_n
+    if held_n:
+        res["nginx_b_per_stream"] = (held["rss"][1] - base[1]) * 1024.0 / held_n
+        res["total_b_per_stream"] = res.get("backend_b_per_stream", 0) + res["nginx_b_per_stream"]
+    res["held"] = held_n
     return res
 
 
@@ -513,6 +583,9 @@ SCENARIOS = [
          pub_conns=4, max_ahead=64),
     dict(name="d10k", kind="idle", streams=10000, resources=100),
     dict(name="d50k", kind="idle", streams=50000, resources=100),
+    # one process, past its descriptor ceiling: how many it holds, and that the
+    # rest get a clean 503
+    dict(name="dmax", kind="idle", streams=fd_hard() + 500, resources=100, procs=1),
     dict(name="e", kind="redis", streams=1000, resources=10, rate=100, duration=10),
 ]
 
@@ -531,7 +604,9 @@ def run_one(work, system, sc, quick, rep, redis):
             b.start()
             # streams on B, publishes through A
             return scenario_traffic(b, sc, quick, pub_stack=a)
-        s = Stack(work, name, system, sc["streams"])
+        s = Stack(work, name, system, sc["streams"], procs=sc.get("procs"))
+        if s.procs > 1 and redis is not None and system == "sse" and redis_hub_ok():
+            s.redis_port = redis.port       # several processes: Redis carries publishes
         stacks = [s]
         s.start()
         if sc["kind"] == "idle":
@@ -591,6 +666,9 @@ FIGURES = [
     ("d50k", "backend_b_per_stream", "(d) 50k idle: backend RSS per stream", " B"),
     ("d50k", "nginx_b_per_stream", "(d) 50k idle: nginx worker RSS per stream", " B"),
     ("d50k", "total_b_per_stream", "(d) 50k idle: total server RSS per stream", " B"),
+    ("dmax", "held", "(d) one process, %d streams offered: streams held" % (fd_hard() + 500), ""),
+    ("dmax", "backend_b_per_stream", "(d) one process at its ceiling: backend RSS per stream", " B"),
+    ("dmax", "nginx_b_per_stream", "(d) one process at its ceiling: nginx RSS per stream", " B"),
     ("e", "lat_p50_ms", "(e) cross-server via Redis, 1k streams, 100 msg/s: p50", " ms"),
     ("e", "lat_p99_ms", "(e) cross-server latency p99", " ms"),
     ("e", "lost", "(e) lost / dup events", ""),
@@ -706,7 +784,8 @@ def main():
     mach = machine()
     redis = None
     scen = [s for s in SCENARIOS if not only or s["name"] in only]
-    if any(s["kind"] == "redis" for s in scen) and shutil.which("redis-server"):
+    if (any(s["kind"] == "redis" or s["streams"] > fd_hard() - 128 for s in scen)
+            and shutil.which("redis-server")):
         redis = Redis(work)
     results = {}
     raw = []
@@ -750,10 +829,14 @@ def main():
 
 def summary(r):
     if "held" in r:
-        return ("held %d (backend says %s); backend %.0f B/stream, nginx %.0f B/stream; "
-                "post-hold publish lost %d" % (r["held"], r.get("backend_streams"),
-                                               r.get("backend_b_per_stream", -1),
-                                               r.get("nginx_b_per_stream", -1), r["lost"]))
+        return ("held %d (%d backend procs, %d nginx workers, %d load procs); backend %.0f B/stream, "
+                "nginx %.0f B/stream; after hold: %d events of %d expected, lost %d, closed %d, "
+                "refused %d/%d/%d (retried %d) eof %d connerr %d %s"
+                % (r["held"], r["backend_procs"], r["nginx_workers"], r["load_instances"],
+                   r.get("backend_b_per_stream", -1), r.get("nginx_b_per_stream", -1),
+                   r["events"], r["expected"], r["lost"], r["closed_during"], r["refused_429"],
+                   r["refused_503"], r["refused_other"], r["retried"], r["early_eof"], r["connect_errors"],
+                   r["first_errno"]))
     return ("up %d/%d, pub %d ok %d err, %d events, %.0f/s, p50 %.2f p99 %.2f p99.9 %.2f ms, "
             "lost %d dup %d, cpu backend %.1f s nginx %.1f s tool %.0f%%"
             % (r["established"], r["streams"], r["pub_ok"], r["pub_err"], r["events"],

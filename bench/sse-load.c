@@ -73,6 +73,7 @@ struct conn {
 	uint8_t established;
 	uint8_t busy;            /* publisher: a request is in flight */
 	uint8_t keepalive;
+	uint8_t tries;
 	uint32_t res;
 	uint32_t chunk_left;
 	char *buf;               /* head bytes, or a partial SSE line */
@@ -106,7 +107,9 @@ static struct {
 	const char *sub_path, *pub_path;
 	unsigned streams, resources, src_addrs, pub_conns, payload, inflight;
 	double rate, duration, drain, connect_timeout, settle;
-	unsigned max_ahead;
+	unsigned max_ahead, res_offset;
+	uint64_t count;
+	unsigned retries;          /* reopen a stream refused with 429/503 this often */
 	int hold, quiet;
 	const char *label;
 } opt = {
@@ -132,7 +135,12 @@ static struct {
 	uint64_t win_events;      /* events received inside the publish window */
 	uint64_t lat_n, lat_max;
 	uint64_t first_fail_errno;
+	uint64_t retried;
 } st;
+
+static uint32_t *retry_q;          /* streams to reopen, FIFO */
+static uint64_t *retry_at;
+static size_t retry_head, retry_tail;
 
 static int phase_publish;          /* 0 before, 1 publishing, 2 draining */
 static uint64_t pub_t0, pub_t1;
@@ -380,7 +388,7 @@ dispatch(struct conn *c)
 	st.events++;
 	if (phase_publish == 1)
 		st.win_events++;
-	if (c->ev_res != c->res) {
+	if (c->ev_res != c->res + opt.res_offset) {
 		st.misrouted++;
 		return;
 	}
@@ -667,6 +675,13 @@ sub_fail(struct conn *c, int status)
 		st.closed_during++;
 		resv[c->res].nstreams--;
 		c->established = 0;
+	} else if ((status == 429 || status == 503) && c->tries < opt.retries) {
+		/* what the README's page script does: come back a little later */
+		c->tries++;
+		st.retried++;
+		retry_q[retry_tail % opt.streams] = (uint32_t)(c - conns);
+		retry_at[retry_tail % opt.streams] = t_now + 100000000ull;
+		retry_tail++;
 	} else {
 		st.connecting--;
 		if (status == 429)
@@ -694,7 +709,7 @@ pub_request(struct conn *c, uint32_t r, uint64_t seq, uint64_t t)
 	unsigned pad;
 
 	bl = snprintf(body, sizeof(body), "{\"s\":%" PRIu64 ",\"t\":%" PRIu64 ",\"r\":%u,\"p\":\"",
-	    seq, t, r);
+	    seq, t, r + opt.res_offset);
 	pad = opt.payload > (unsigned)bl + 2 ? opt.payload - (unsigned)bl - 2 : 0;
 	if (pad > sizeof(body) - (size_t)bl - 3)
 		pad = (unsigned)(sizeof(body) - (size_t)bl - 3);
@@ -702,7 +717,7 @@ pub_request(struct conn *c, uint32_t r, uint64_t seq, uint64_t t)
 	bl += (int)pad;
 	body[bl++] = '"';
 	body[bl++] = '}';
-	snprintf(path, sizeof(path), opt.pub_path, r);
+	snprintf(path, sizeof(path), opt.pub_path, r + opt.res_offset);
 	hl = snprintf(c->req, sizeof(c->req),
 	    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %d\r\n\r\n", path, opt.host, bl);
@@ -827,6 +842,8 @@ pump(void)
 		due = (uint64_t)((double)(t_now - pub_t0) * opt.rate / 1e9) + 1;
 	else
 		due = UINT64_MAX;
+	if (opt.count && due > opt.count)
+		due = opt.count;
 	for (unsigned i = 0; i < np && pub_issued < due; i++) {
 		struct conn *c = &conns[opt.streams + i];
 		uint32_t r = rr;
@@ -873,7 +890,7 @@ on_event(struct conn *c, uint32_t events)
 			char req[512], path[256];
 			int n;
 
-			snprintf(path, sizeof(path), opt.sub_path, c->res);
+			snprintf(path, sizeof(path), opt.sub_path, c->res + opt.res_offset);
 			n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n"
 			    "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n", path, opt.host);
 			if (write(c->fd, req, (size_t)n) != n) {
@@ -927,6 +944,9 @@ usage(void)
 	    "usage: sse-load [options]\n"
 	    "  --host A --port N            server (127.0.0.1:8080)\n"
 	    "  --pub-port N                 publish to another port (cross-server runs)\n"
+	    "  --retries N                  reopen a stream refused with 429/503 up to N times, 100 ms later\n"
+	    "  --count N                    publish at most N messages\n"
+	    "  --res-offset N               first resource index (several instances, disjoint resources)\n"
 	    "  --sub-path FMT --pub-path FMT  printf paths with %%u = resource (/sse/r%%u, /publish/r%%u)\n"
 	    "  --streams N --resources N    subscribers and resources (1000, 10)\n"
 	    "  --src-addrs N                client source addresses 127.0.0.2.. (4)\n"
@@ -951,7 +971,7 @@ parse_args(int argc, char **argv)
 		{ "max-ahead", 1, 0, 'k' }, { "duration", 1, 0, 'd' }, { "drain", 1, 0, 'D' },
 		{ "pub-conns", 1, 0, 'c' }, { "payload", 1, 0, 'b' }, { "settle", 1, 0, 'S' },
 		{ "hold", 0, 0, 'h' }, { "label", 1, 0, 'l' }, { "connect-timeout", 1, 0, 'T' },
-		{ "quiet", 0, 0, 'q' }, { "pub-port", 1, 0, 'o' }, { 0, 0, 0, 0 }
+		{ "quiet", 0, 0, 'q' }, { "pub-port", 1, 0, 'o' }, { "res-offset", 1, 0, 'O' }, { "count", 1, 0, 'C' }, { "retries", 1, 0, 'y' }, { 0, 0, 0, 0 }
 	};
 	int ch;
 
@@ -977,6 +997,9 @@ parse_args(int argc, char **argv)
 		case 'T': opt.connect_timeout = atof(optarg); break;
 		case 'q': opt.quiet = 1; break;
 		case 'o': opt.pub_port = atoi(optarg); break;
+		case 'y': opt.retries = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'C': opt.count = strtoull(optarg, NULL, 10); break;
+		case 'O': opt.res_offset = (unsigned)strtoul(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
@@ -1034,6 +1057,8 @@ main(int argc, char **argv)
 	conns = calloc(total, sizeof(*conns));
 	resv = calloc(opt.resources, sizeof(*resv));
 	rbuf = malloc(RBUF_SIZE);
+	retry_q = calloc(opt.streams ? opt.streams : 1, sizeof(*retry_q));
+	retry_at = calloc(opt.streams ? opt.streams : 1, sizeof(*retry_at));
 	dbuf_cap = RBUF_SIZE * 2;
 	dbuf = malloc(dbuf_cap);
 	if (conns == NULL || resv == NULL || rbuf == NULL || dbuf == NULL)
@@ -1056,6 +1081,15 @@ main(int argc, char **argv)
 	for (;;) {
 		int n;
 
+		/* reopen refused streams whose pause is over (they still count as
+		 * connecting, so the connect phase waits for them) */
+		while (retry_head < retry_tail && retry_at[retry_head % opt.streams] <= t_now) {
+			struct conn *c = &conns[retry_q[retry_head % opt.streams]];
+
+			retry_head++;
+			if (conn_open(c) < 0)
+				sub_fail(c, -3);
+		}
 		/* open streams, at most opt.inflight waiting for their head */
 		while (next_open < opt.streams && st.connecting < opt.inflight) {
 			struct conn *c = &conns[next_open++];
@@ -1178,7 +1212,7 @@ main(int argc, char **argv)
 		printf("{\"label\":\"%s\",\"streams\":%u,\"resources\":%u,\"established\":%" PRIu64
 		    ",\"open_at_end\":%" PRIu64 ",\"closed_during\":%" PRIu64
 		    ",\"refused_429\":%" PRIu64 ",\"refused_503\":%" PRIu64 ",\"refused_other\":%" PRIu64
-		    ",\"early_eof\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"first_errno\":\"%s\""
+		    ",\"retried\":%" PRIu64 ",\"early_eof\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"first_errno\":\"%s\""
 		    ",\"connect_s\":%.3f,\"rate\":%.1f,\"duration_s\":%.3f"
 		    ",\"pub_sent\":%" PRIu64 ",\"pub_ok\":%" PRIu64 ",\"pub_err\":%" PRIu64
 		    ",\"pub_reconnects\":%" PRIu64 ",\"publish_per_s\":%.1f"
@@ -1190,7 +1224,7 @@ main(int argc, char **argv)
 		    ",\"tool_cpu_s\":%.3f,\"tool_cpu_publish_pct\":%.1f,\"bytes\":%" PRIu64 "}\n",
 		    opt.label ? opt.label : "", opt.streams, opt.resources, st.established, open_end,
 		    st.closed_during, st.http_non200[0], st.http_non200[1], st.http_non200[2],
-		    st.early_eof, st.failed_conn,
+		    st.retried, st.early_eof, st.failed_conn,
 		    st.first_fail_errno ? strerror((int)st.first_fail_errno) : "",
 		    (double)(t_conn_done - t_start) / 1e9, opt.rate, pub_wall,
 		    st.pub_sent, st.pub_ok, st.pub_err, st.pub_reconnects,

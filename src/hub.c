@@ -44,6 +44,7 @@
 #include "redis.h"
 
 #define ORIGIN_LEN 16
+#define RESOURCE_MAX 128   /* route.h: 1..128 bytes */
 
 struct hub {
 	struct ev_loop *loop;
@@ -59,7 +60,7 @@ struct hub {
 	unsigned long fallbacks;
 	/* The meta record waiting for its payload. */
 	int meta_valid;
-	char meta_resource[DEDUP_EVENT_MAX];
+	char meta_resource[RESOURCE_MAX];
 	size_t meta_resource_len;
 	int meta_own;
 	uint64_t meta_seq;

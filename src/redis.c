@@ -2,11 +2,14 @@
  * relies on are noted where they are used. */
 #include "redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -19,6 +22,7 @@
 
 enum conn_state {
 	CONN_IDLE,         /* no context; the timer, if armed, starts the next attempt */
+	CONN_RESOLVING,    /* waiting for the host name lookup; the timer polls it */
 	CONN_CONNECTING,   /* context made, handshake queued; the timer is its deadline */
 	CONN_READY,        /* subscription confirmed / PING answered */
 	CONN_KILLING       /* we gave up on it; the timer (0 ms) frees it */
@@ -37,6 +41,7 @@ struct conn {
 	unsigned attempt;             /* failed attempts since last ready */
 	int tried;                    /* an attempt was made before (counts reconnects) */
 	int failing;                  /* a failure was logged since the last ready */
+	uint64_t deadline_ms;         /* of the lookup (CONN_RESOLVING) */
 	char last_logged[160];        /* failure reason logged last, to not repeat it */
 	struct ev_timer timer;
 };
@@ -48,7 +53,7 @@ struct redis {
 	void *arg;
 	struct conn sub, pub;
 	char *patterns[NPATTERNS];    /* data, meta, probe */
-	size_t meta_prefix_len;       /* strlen(REDIS_NS "meta:" prefix) */
+	size_t meta_prefix_len;       /* strlen(SSE_CHANNEL_NS "meta:" prefix) */
 	size_t prefix_len;
 	struct ev_timer probe_timer;
 	uint64_t probe_seq;           /* last probe sent */
@@ -60,6 +65,20 @@ struct redis {
 	unsigned long probe_failures;
 	uint64_t rnd;
 	char reason[256];             /* last failure */
+	int host_is_name;             /* redis.host is not a numeric address */
+	struct lookup *lookup;        /* host name lookup in flight, NULL */
+	char addr[INET6_ADDRSTRLEN];  /* its last result, "" while none */
+};
+
+/* A host name lookup by getaddrinfo_a(): hiredis 0.14.1 would call the blocking
+ * getaddrinfo() inside redisAsyncConnect(), stalling the loop for as long as a
+ * dead DNS server takes. One lookup at a time per process, shared by both
+ * connections and redone at every attempt (so a changed address is followed). */
+struct lookup {
+	struct gaicb cb;
+	struct gaicb *list[1];
+	struct addrinfo hints;
+	char *name;
 };
 
 /* A publish waiting for its EXEC answer. hiredis calls every reply callback
@@ -71,6 +90,7 @@ struct ticket {
 
 static void conn_fail(struct conn *c, const char *reason);
 static void conn_connect(struct conn *c);
+static void resolve_poll(struct conn *c);
 
 unsigned
 redis_backoff_ms(unsigned min_ms, unsigned max_ms, unsigned attempt, uint32_t rnd)
@@ -360,6 +380,9 @@ on_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	case CONN_IDLE:
 		conn_connect(c);
 		break;
+	case CONN_RESOLVING:
+		resolve_poll(c);
+		break;
 	case CONN_CONNECTING:
 		snprintf(why, sizeof(why), "no answer from Redis within %d ms",
 		    c->r->conf->connect_timeout_ms);
@@ -484,8 +507,10 @@ on_probe_back(struct redis *r, const char *msg, size_t len)
 	if (r->probe_out == 0)
 		return;
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)r->probe_out);
-	if (bytes_eq(msg, len, num))
+	if (bytes_eq(msg, len, num)) {
+		log_debug("SSE: Redis probe %s came back", num);
 		r->probe_out = 0;
+	}
 }
 
 /* Every reply on the subscriber after AUTH: the PSUBSCRIBE confirmations, then
@@ -517,7 +542,7 @@ on_sub(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	if (bytes_eq(pat->str, (size_t)pat->len, r->patterns[0])) {
 		if ((size_t)chan->len < r->prefix_len ||
-		    strncmp(chan->str, REDIS_NS, strlen(REDIS_NS)) == 0)
+		    strncmp(chan->str, SSE_CHANNEL_NS, strlen(SSE_CHANNEL_NS)) == 0)
 			return;
 		r->h->on_message(r->arg, chan->str + r->prefix_len,
 		    (size_t)chan->len - r->prefix_len, msg->str, (size_t)msg->len);
@@ -569,24 +594,172 @@ on_probe_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->probe_acked = 1;
 }
 
+/* ---- host name lookup ---- */
+
+static void
+lookup_free(struct lookup *l)
+{
+	if (l == NULL)
+		return;
+	if (l->cb.ar_result != NULL)
+		freeaddrinfo(l->cb.ar_result);
+	free(l->name);
+	free(l);
+}
+
+static int
+lookup_start(struct redis *r)
+{
+	struct lookup *l = calloc(1, sizeof(*l));
+
+	if (l == NULL || (l->name = strdup(r->conf->host)) == NULL) {
+		free(l);
+		return EAI_MEMORY;
+	}
+	l->hints.ai_family = AF_UNSPEC;
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->cb.ar_name = l->name;
+	l->cb.ar_request = &l->hints;
+	l->list[0] = &l->cb;
+	if (getaddrinfo_a(GAI_NOWAIT, l->list, 1, NULL) != 0) {
+		lookup_free(l);
+		return EAI_AGAIN;
+	}
+	r->lookup = l;
+	r->addr[0] = '\0';
+	return 0;
+}
+
+/* 0 and r->addr set, EAI_INPROGRESS, or a gai error. IPv4 first, as hiredis. */
+static int
+lookup_poll(struct redis *r)
+{
+	struct lookup *l = r->lookup;
+	struct addrinfo *ai, *pick = NULL;
+	int err;
+
+	if (l == NULL)
+		return r->addr[0] ? 0 : EAI_AGAIN;
+	err = gai_error(&l->cb);
+	if (err == EAI_INPROGRESS)
+		return err;
+	r->lookup = NULL;
+	if (err == 0) {
+		for (ai = l->cb.ar_result; ai != NULL && pick == NULL; ai = ai->ai_next)
+			if (ai->ai_family == AF_INET)
+				pick = ai;
+		for (ai = l->cb.ar_result; ai != NULL && pick == NULL; ai = ai->ai_next)
+			if (ai->ai_family == AF_INET6)
+				pick = ai;
+		if (pick == NULL)
+			err = EAI_NONAME;
+		else if (pick->ai_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr,
+			    r->addr, sizeof(r->addr));
+		else
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)pick->ai_addr)->sin6_addr,
+			    r->addr, sizeof(r->addr));
+	}
+	lookup_free(l);
+	return err;
+}
+
+/* Give up on a lookup in flight (redis_free(), i.e. process exit). One that
+ * cannot be cancelled any more is waited for, at most a second (the loop is
+ * not running any more); if it still runs, its memory is knowingly left to the
+ * resolver thread that writes into it. */
+static void
+lookup_abandon(struct redis *r)
+{
+	struct lookup *l = r->lookup;
+	struct timespec limit = { 1, 0 };
+	const struct gaicb *list[1];
+
+	r->lookup = NULL;
+	if (l == NULL)
+		return;
+	if (gai_cancel(&l->cb) == EAI_NOTCANCELED) {
+		list[0] = &l->cb;
+		gai_suspend(list, 1, &limit);
+		if (gai_error(&l->cb) == EAI_INPROGRESS)
+			return;
+	}
+	lookup_free(l);
+}
+
 /* ---- connecting ---- */
+
+static void conn_open(struct conn *c, const char *addr);
+
+static void
+resolve_poll(struct conn *c)
+{
+	struct redis *r = c->r;
+	char why[192];
+	int err = lookup_poll(r);
+
+	if (err == 0) {
+		conn_open(c, r->addr);
+		return;
+	}
+	if (err == EAI_INPROGRESS) {
+		if (ev_now_ms(r->loop) < c->deadline_ms) {
+			ev_timer_start(r->loop, &c->timer, 5);
+			return;
+		}
+		snprintf(why, sizeof(why), "no address for %s within %d ms", r->conf->host,
+		    r->conf->connect_timeout_ms);
+	} else {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", r->conf->host, gai_strerror(err));
+	}
+	snprintf(r->reason, sizeof(r->reason), "%s (%s)", why, c->name);
+	log_failure(c, why);
+	schedule_retry(c);
+}
 
 static void
 conn_connect(struct conn *c)
 {
 	struct redis *r = c->r;
 	const struct conf_redis *cf = r->conf;
-	redisAsyncContext *ac;
 	char why[192];
+	int err;
 
 	if (c->tried)
 		r->reconnects++;
 	c->tried = 1;
 	c->confirmed = 0;
+	if (cf->socket != NULL || !r->host_is_name) {
+		conn_open(c, NULL);
+		return;
+	}
+	/* A fresh lookup per attempt, unless one is on its way already. */
+	if (r->lookup == NULL && (err = lookup_start(r)) != 0) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", cf->host, gai_strerror(err));
+		snprintf(r->reason, sizeof(r->reason), "%s (%s)", why, c->name);
+		log_failure(c, why);
+		schedule_retry(c);
+		return;
+	}
+	c->state = CONN_RESOLVING;
+	c->deadline_ms = ev_now_ms(r->loop) + (uint64_t)cf->connect_timeout_ms;
+	resolve_poll(c);
+}
+
+/* addr: the numeric address to use for cf->host, NULL to use cf->host or
+ * cf->socket as they are. */
+static void
+conn_open(struct conn *c, const char *addr)
+{
+	struct redis *r = c->r;
+	const struct conf_redis *cf = r->conf;
+	redisAsyncContext *ac;
+	char why[192];
+
 	if (cf->socket != NULL)
 		ac = redisAsyncConnectUnix(cf->socket);
 	else
-		ac = redisAsyncConnect(cf->host, cf->port);
+		ac = redisAsyncConnect(addr != NULL ? addr : cf->host, cf->port);
 	if (ac == NULL || ac->err) {
 		snprintf(why, sizeof(why), "%s", ac != NULL ? ac->c.errstr : "out of memory");
 		if (ac != NULL)
@@ -809,11 +982,17 @@ redis_new(struct ev_loop *loop, const struct conf_redis *conf, const char *origi
 	r->h = h;
 	r->arg = arg;
 	ev_timer_init(&r->probe_timer, on_probe_timer, r);
+	if (conf->socket == NULL && conf->host != NULL) {
+		unsigned char buf[sizeof(struct in6_addr)];
+
+		r->host_is_name = inet_pton(AF_INET, conf->host, buf) != 1 &&
+		    inet_pton(AF_INET6, conf->host, buf) != 1;
+	}
 	r->prefix_len = strlen(prefix);
-	r->meta_prefix_len = strlen(REDIS_NS "meta:") + r->prefix_len;
+	r->meta_prefix_len = strlen(SSE_CHANNEL_NS "meta:") + r->prefix_len;
 	r->patterns[0] = concat3(prefix, "*", "");
-	r->patterns[1] = concat3(REDIS_NS "meta:", prefix, "*");
-	r->patterns[2] = concat3(REDIS_NS "probe:", origin, "");
+	r->patterns[1] = concat3(SSE_CHANNEL_NS "meta:", prefix, "*");
+	r->patterns[2] = concat3(SSE_CHANNEL_NS "probe:", origin, "");
 	for (i = 0; i < NPATTERNS; i++) {
 		if (r->patterns[i] == NULL) {
 			redis_free(r);
@@ -856,6 +1035,7 @@ redis_free(struct redis *r)
 		if (ac != NULL)
 			redisAsyncFree(ac);   /* NULL replies free the tickets */
 	}
+	lookup_abandon(r);
 	for (i = 0; i < NPATTERNS; i++)
 		free(r->patterns[i]);
 	free(r);

@@ -25,10 +25,12 @@
  * the subscriber by the next probe, the subscriber is rebuilt (and the publisher
  * too if Redis did not even answer the PUBLISH).
  *
- * No call ever blocks on Redis, with one exception inherited from hiredis
- * 0.14.1: resolving a host NAME (not an address, not /etc/hosts) uses a
- * blocking getaddrinfo() at each connection attempt. Use an address or
- * redis.socket where that matters.
+ * No call ever blocks on Redis, nor on DNS: hiredis 0.14.1 would resolve a host
+ * NAME with a blocking getaddrinfo() inside redisAsyncConnect(), so a name is
+ * looked up first with getaddrinfo_a() (polled from a timer, bounded by
+ * connect_timeout_ms, redone at every attempt so a moved Redis is followed) and
+ * hiredis is handed the numeric address. Numeric addresses and redis.socket
+ * connect directly.
  *
  * hiredis contexts are never freed from inside one of their own callbacks:
  * every teardown we decide is deferred to a 0 ms timer, and a context hiredis
@@ -45,8 +47,10 @@ struct ev_loop;
 struct conf_redis;
 struct redis;
 
-/* Namespace of every channel sse-fcgi uses besides <channel_prefix><resource>. */
-#define REDIS_NS "__sse-fcgi__:"
+/* Namespace of every channel sse-fcgi uses besides <channel_prefix><resource>
+ * (meta records: SSE_CHANNEL_NS "meta:" <prefix><resource>; probes:
+ * SSE_CHANNEL_NS "probe:" <origin>). Not REDIS_*: that is hiredis's namespace. */
+#define SSE_CHANNEL_NS "__sse-fcgi__:"
 
 /* Upward calls; all pointers are borrowed for the call. Each may run inside a
  * hiredis callback: it may call redis_publish() and redis_reset_publisher(),

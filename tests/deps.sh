@@ -11,7 +11,7 @@ set -eu
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium"
+chromium systemd man-db"
 fi
 
 missing=""

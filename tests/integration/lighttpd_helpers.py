@@ -228,15 +228,16 @@ def _ppid(pid):
         return None
 
 
-def request_from(source, port, method, path, body=b"", timeout=5):
-    """One HTTP/1.0-style request (Connection: close) from another loopback
-    source address; returns (status, headers text, body).  Blocking with a
-    socket timeout: used only for quick non-stream answers."""
+def request_from(source, port, method, path, body=b"", timeout=5, dest=None):
+    """One request (Connection: close) from a chosen loopback source address
+    to 127.0.0.1:port (or dest, an (address, port) pair); returns (status,
+    head text, body).  Blocking with a socket timeout: only for quick
+    non-stream answers."""
     s = socket.socket()
     s.settimeout(timeout * SLOW)
     try:
         s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
+        s.connect(dest or ("127.0.0.1", port))
         req = "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % (
             method, path, len(body))
         s.sendall(req.encode() + body)

@@ -29,10 +29,11 @@ def redis_conf(port, **kw):
 class RedisServer:
     """redis-server --port P --save '' --appendonly no --daemonize no."""
 
-    def __init__(self, env, port=None, password=None):
+    def __init__(self, env, port=None, password=None, unixsocket=None):
         self.env = env
         self.port = port or harness.free_port()
         self.password = password
+        self.unixsocket = unixsocket
         self.proc = None
         self.log = os.path.join(env.dir, "redis-%d.log" % self.port)
 
@@ -41,6 +42,8 @@ class RedisServer:
                 "--save", "", "--appendonly", "no", "--daemonize", "no"]
         if self.password:
             argv += ["--requirepass", self.password]
+        if self.unixsocket:
+            argv += ["--unixsocket", self.unixsocket, "--unixsocketperm", "777"]
         out = open(self.log, "a")
         self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=self.env.dir)
@@ -412,8 +415,8 @@ class World:
         self.cleanups = []
         self.problems = []
 
-    def redis(self, port=None, password=None, start=True):
-        r = RedisServer(self.env, port, password)
+    def redis(self, port=None, password=None, start=True, unixsocket=None):
+        r = RedisServer(self.env, port, password, unixsocket)
         self.cleanups.append(r.stop)
         return r.start() if start else r
 

@@ -27,7 +27,9 @@ def open_spread(envs, resource, per_batch=8, max_batches=8):
     streams, counts = [], {}
     for k in range(max_batches):
         for e in envs:
-            streams += e.open_streams([resource] * per_batch)
+            got = e.open_streams([resource] * per_batch)
+            check(all(x.status == 200 for x in got), lambda: "stream statuses %r" % [x.status for x in got])
+            streams += got
         r = envs[0].publish(resource, "marker-%d" % k)
         check(r.get("mode") == "redis", "marker publish %r" % r)
         want = [e.backend_pids for e in envs]
@@ -62,7 +64,8 @@ def percentile(xs, p):
 @with_world
 def two_servers(env, w):
     rs = w.redis()
-    conf = dict(redis_conf(rs.port), heartbeat=30)
+    # one process may win most accepts: room for every stream on one of them
+    conf = dict(redis_conf(rs.port), heartbeat=30, max_streams_per_resource=200)
     b = w.second_env("b")
     envs = [env, b]
     for e in envs:
@@ -119,6 +122,46 @@ def two_servers(env, w):
         check("Failed to publish" not in e.log_text(), "a publish fell back:\n" + e.log_tail(10))
 
 
+@test("redis_latency_1000")
+@with_world
+def latency_1000(env, w):
+    """Cross-server publish->receive latency at 1,000 streams over two servers
+    (issue 3's figure). Runs only with SSE_REDIS_BENCH=1 (about 15 s)."""
+    import os
+    from harness import TestSkip
+    if os.environ.get("SSE_REDIS_BENCH") != "1":
+        raise TestSkip("set SSE_REDIS_BENCH=1 to measure")
+    rs = w.redis()
+    conf = dict(redis_conf(rs.port), heartbeat=30, max_streams_per_resource=1000)
+    b = w.second_env("b")
+    envs = [env, b]
+    for e in envs:
+        e.start(conf, procs=2)
+    for e in envs:
+        wait_mode(e, "redis", 10)
+    streams = []
+    for e in envs:
+        got = e.open_streams(["bench"] * 500, keep_raw=False)
+        check(all(x.status == 200 for x in got), "every stream opened")
+        streams += got
+    n = 30
+    sent = []
+    for i in range(n):
+        t = time.monotonic()
+        eq(envs[i % 2].publish("bench", '{"n":%d}' % i).get("mode"), "redis", "publish")
+        sent.append(t)
+        wait_events(env, streams, i + 1, timeout=20)
+    lat = [s.events[i].t - sent[i] for s in streams for i in range(n)]
+    cross = [s.events[i].t - sent[i] for k, half in enumerate((streams[:500], streams[500:]))
+             for s in half for i in range(n) if i % 2 != k]
+    env.note("1000 streams, 2 servers x 2 processes, %d publishes: publish->receive p50 %.1f ms, "
+             "p99 %.1f ms; cross-server only p50 %.1f ms, p99 %.1f ms (Python client on the same box)" % (
+                 n, 1000 * percentile(lat, 50), 1000 * percentile(lat, 99),
+                 1000 * percentile(cross, 50), 1000 * percentile(cross, 99)))
+    for s in streams:
+        eq([x.data for x in s.events], ['{"n":%d}' % i for i in range(n)], "events on a stream")
+
+
 @test("redis_late_start", loops=LOOPS)
 @with_world
 def late_start(env, w):
@@ -159,6 +202,64 @@ def long_outage(env, w):
     env.note("after a %d-attempt outage, back in multi-server mode %.2f s after Redis started" % (
         env.stats()["redis_reconnects"], t))
     eq(env.publish("outage", "x").get("mode"), "redis", "publish after the outage")
+
+
+@test("redis_endpoints")
+@with_world
+def endpoints(env, w):
+    """A host name (looked up without blocking), a Unix socket, and the seed's
+    REDIS_HOST / REDIS_PORT / REDIS_PASSWORD overriding the file."""
+    import os
+    rs = w.redis(password="s3cret-pass", unixsocket=os.path.join(env.run_dir, "redis.sock"))
+    # 1. host name
+    env.start(dict(redis_conf(rs.port, host="localhost", password="s3cret-pass"), heartbeat=30), procs=1)
+    wait_mode(env, "redis", 10)
+    s = env.open_stream("ep")
+    eq(env.publish("ep", "by-name").get("mode"), "redis", "publish via localhost")
+    wait_events(env, [s], 1)
+    env.stop_backend()
+    env.nginx.terminate()
+    env.nginx.wait(10)
+    # 2. Unix socket; 3. environment over a file that points elsewhere
+    for label, conf, extra in (
+            ("unix socket", {"redis": {"socket": rs.unixsocket, "password": "s3cret-pass"}}, {}),
+            ("REDIS_* env", redis_conf(1, password="wrong"),
+             {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(rs.port), "REDIS_PASSWORD": "s3cret-pass"})):
+        env.exit_status = {}
+        base = env.backend_env
+        env.backend_env = lambda more=None, extra=extra, base=base: dict(base(more), **extra)
+        try:
+            env.start(dict(conf, heartbeat=30), procs=1)
+        finally:
+            env.backend_env = base
+        wait_mode(env, "redis", 10)
+        s = env.open_stream("ep")
+        eq(env.publish("ep", label).get("mode"), "redis", "publish via " + label)
+        wait_events(env, [s], 1)
+        eq(s.events[0].data, label, "event via " + label)
+        env.stop_backend()
+        env.nginx.terminate()
+        env.nginx.wait(10)
+    env.nginx = None
+
+
+@test("redis_unresolvable")
+def unresolvable(env):
+    """A host name that does not resolve (or a DNS that does not answer): the
+    lookup runs beside the loop, publishes and /stats are answered at once."""
+    env.start(dict(redis_conf(6379, host="sse-fcgi-test.invalid", connect_timeout_ms=300,
+                              reconnect_max_ms=300), heartbeat=30), procs=1)
+    env.wait_log(r"SSE: Redis connection failed, using single-server mode: "
+                 r"(cannot resolve sse-fcgi-test\.invalid|no address for sse-fcgi-test\.invalid)")
+    s = env.open_stream("dns")
+    worst = 0.0
+    for i in range(5):
+        t = time.monotonic()
+        r = env.publish("dns", "d%d" % i)
+        worst = max(worst, time.monotonic() - t)
+        eq((r.get("mode"), r.get("fallback")), ("local", True), "publish")
+    check(worst < 0.25, "a publish took %.3f s while the name was being looked up" % worst)
+    wait_events(env, [s], 5)
 
 
 @test("redis_restart", loops=LOOPS)
@@ -364,6 +465,9 @@ def deaf(env, w):
     s = env.open_stream("deaf")
     eq(env.publish("deaf", "1").get("mode"), "redis", "publish 1")
     wait_events(env, [s], 1)
+    # probes go round while the subscriber hears
+    env.wait_log(r"SSE: Redis probe 2 came back", timeout=4)
+    check("probe failed" not in env.log_text(), "a probe failed on a healthy subscriber")
     check(relay.deafen() == 1, "one subscriber connection through the relay")
     t = time.monotonic()
     # the echo cannot come: delivered locally at the deadline, Redis has it

@@ -1,0 +1,163 @@
+/* Unit tests for src/hub.c without a Redis: single-server mode, and a Redis
+ * that refuses connections (127.0.0.1 port 1): local fallback answers, the
+ * reconnect backoff running on the loop, hub_cancel, and freeing a hub whose
+ * connections and timers are live (run under valgrind / ASan). Host names are
+ * left to the integration tests: getaddrinfo_a()'s resolver thread keeps
+ * glibc-internal memory that valgrind reports at exit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "ev.h"
+#include "hub.h"
+#include "log.h"
+
+struct world {
+	struct ev_loop *loop;
+	struct conf conf;
+	struct hub *hub;
+	int delivered, done;
+	char last_event[32];
+	char last_data[64];
+	struct hub_result last;
+	char last_reason[256];
+};
+
+static size_t
+on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
+    size_t event_len, const char *data, size_t len)
+{
+	struct world *w = arg;
+
+	(void)resource;
+	(void)resource_len;
+	w->delivered++;
+	snprintf(w->last_event, sizeof(w->last_event), "%.*s", (int)event_len, event ? event : "");
+	snprintf(w->last_data, sizeof(w->last_data), "%.*s", (int)len, data);
+	return 2;   /* two streams */
+}
+
+static void
+on_done(void *arg, const struct hub_result *res)
+{
+	struct world *w = arg;
+
+	w->done++;
+	w->last = *res;
+	snprintf(w->last_reason, sizeof(w->last_reason), "%s", res->reason);
+	w->last.reason = w->last_reason;
+}
+
+static int
+setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	log_set_level(LOG_LEVEL_ERROR);
+	w->loop = ev_loop_new(NULL, 1024);
+	conf_init(&w->conf);
+	*state = w;
+	return w->loop == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct world *w = *state;
+
+	hub_free(w->hub);
+	ev_loop_free(w->loop);
+	conf_release(&w->conf);
+	free(w);
+	return 0;
+}
+
+static void
+single_server(void **state)
+{
+	struct world *w = *state;
+
+	w->hub = hub_new(w->loop, &w->conf, on_deliver, w);
+	assert_non_null(w->hub);
+	assert_string_equal(hub_mode(w->hub), "local");
+	assert_int_equal(hub_publish(w->hub, "doc-1", 5, "ev", 2, "{\"a\":1}", 7, on_done, w), 0);
+	/* delivered and answered before hub_publish returned */
+	assert_int_equal(w->delivered, 1);
+	assert_int_equal(w->done, 1);
+	assert_string_equal(w->last.mode, "local");
+	assert_int_equal(w->last.delivered, 2);
+	assert_int_equal(w->last.fallback, 0);
+	assert_string_equal(w->last_event, "ev");
+	assert_string_equal(w->last_data, "{\"a\":1}");
+	assert_int_equal(hub_publish(w->hub, "doc-1", 5, NULL, 0, "x", 1, on_done, w), 0);
+	assert_string_equal(w->last_event, "");
+	assert_int_equal(hub_fallbacks(w->hub), 0);
+	assert_int_equal(hub_reconnects(w->hub), 0);
+	assert_int_equal(hub_probe_failures(w->hub), 0);
+	hub_cancel(w->hub, w);   /* nothing pending: no effect */
+}
+
+static void
+refused(void **state)
+{
+	struct world *w = *state;
+	int i;
+
+	w->conf.redis.host = strdup("127.0.0.1");
+	w->conf.redis.port = 1;
+	w->conf.redis.reconnect_min_ms = 5;
+	w->conf.redis.reconnect_max_ms = 20;
+	w->hub = hub_new(w->loop, &w->conf, on_deliver, w);
+	assert_non_null(w->hub);
+	assert_string_equal(hub_mode(w->hub), "local");
+	/* let the attempts fail and retry a few times on the loop */
+	for (i = 0; i < 200 && hub_reconnects(w->hub) < 6; i++)
+		ev_loop_run_once(w->loop, 50);
+	assert_true(hub_reconnects(w->hub) >= 6);
+	assert_string_equal(hub_mode(w->hub), "local");
+
+	assert_int_equal(hub_publish(w->hub, "doc-1", 5, NULL, 0, "hello", 5, on_done, w), 0);
+	assert_int_equal(w->done, 1);
+	assert_int_equal(w->delivered, 1);
+	assert_string_equal(w->last.mode, "local");
+	assert_int_equal(w->last.fallback, 1);
+	assert_int_equal(w->last.delivered, 2);
+	assert_non_null(strstr(w->last_reason, "Redis unavailable"));
+	/* JSON-safe: no quote, backslash or control character */
+	assert_null(strpbrk(w->last_reason, "\"\\\r\n\t"));
+	assert_int_equal(hub_fallbacks(w->hub), 1);
+	/* freed with a retry timer armed (teardown) */
+}
+
+static void
+free_while_connecting(void **state)
+{
+	struct world *w = *state;
+
+	/* A TEST-NET address: the connect stays in progress; free at once. */
+	w->conf.redis.host = strdup("192.0.2.1");
+	w->conf.redis.connect_timeout_ms = 10000;
+	w->hub = hub_new(w->loop, &w->conf, on_deliver, w);
+	assert_non_null(w->hub);
+	ev_loop_run_once(w->loop, 0);
+	assert_string_equal(hub_mode(w->hub), "local");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(single_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(free_while_connecting, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
