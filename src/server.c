@@ -35,6 +35,7 @@
 #include "registry.h"
 #include "route.h"
 #include "sse.h"
+#include "stats.h"
 #include "stream.h"
 #include "utf8.h"
 
@@ -478,16 +479,6 @@ publish(struct server *srv, struct stream *s, const struct route *r,
 	}
 }
 
-/* The numbers behind /stats, read once so JSON and Prometheus show the same. */
-struct stats_view {
-	long pid;
-	const char *mode, *loop;
-	size_t streams, resources, ceiling, connections;
-	unsigned long long in, out, dropped, refused;
-	unsigned long reconnects, fallbacks, probe_failures;
-	long long uptime;
-};
-
 static void
 stats_read(struct server *srv, struct stats_view *v)
 {
@@ -508,54 +499,31 @@ stats_read(struct server *srv, struct stats_view *v)
 	v->uptime = (long long)(time(NULL) - srv->started);
 }
 
-/* Prometheus text format 0.0.4; each series carries the pid, since every process
- * behind one socket answers for itself. */
+/* JSON by default; Prometheus text when the scraper asks for text/plain or OpenMetrics. */
 static void
-stats_prometheus(struct server *srv, struct stream *s, const struct stats_view *v)
+stats(struct server *srv, struct stream *s, const struct fcgi_request *req)
 {
+	static const char json_head[] = "Status: 200 OK\r\nContent-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n\r\n";
+	static const char prom_head[] = "Status: 200 OK\r\n"
+	    "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n\r\n";
+	int prom = strstr(req->accept, "text/plain") != NULL ||
+	    strstr(req->accept, "application/openmetrics-text") != NULL;
+	const char *head = prom ? prom_head : json_head;
+	size_t hlen = strlen(head), n;
+	struct stats_view v;
 	char text[4096];
-	int n;
 	struct msg *m;
 
-	n = snprintf(text, sizeof(text),
-	    "Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-	    "Cache-Control: no-store\r\n\r\n"
-	    "# HELP sse_fcgi_info Process identity; value is always 1.\n"
-	    "# TYPE sse_fcgi_info gauge\n"
-	    "sse_fcgi_info{pid=\"%ld\",mode=\"%s\",event_loop=\"%s\"} 1\n"
-	    "# HELP sse_fcgi_streams Event streams open.\n# TYPE sse_fcgi_streams gauge\n"
-	    "sse_fcgi_streams{pid=\"%ld\"} %zu\n"
-	    "# HELP sse_fcgi_resources Resources with at least one stream.\n"
-	    "# TYPE sse_fcgi_resources gauge\nsse_fcgi_resources{pid=\"%ld\"} %zu\n"
-	    "# HELP sse_fcgi_stream_ceiling Streams this process accepts.\n"
-	    "# TYPE sse_fcgi_stream_ceiling gauge\nsse_fcgi_stream_ceiling{pid=\"%ld\"} %zu\n"
-	    "# HELP sse_fcgi_redis_up 1 in multi-server mode, 0 in single-server mode.\n"
-	    "# TYPE sse_fcgi_redis_up gauge\nsse_fcgi_redis_up{pid=\"%ld\"} %d\n"
-	    "# HELP sse_fcgi_messages_in_total Publishes accepted.\n"
-	    "# TYPE sse_fcgi_messages_in_total counter\nsse_fcgi_messages_in_total{pid=\"%ld\"} %llu\n"
-	    "# HELP sse_fcgi_messages_out_total Events queued to streams.\n"
-	    "# TYPE sse_fcgi_messages_out_total counter\nsse_fcgi_messages_out_total{pid=\"%ld\"} %llu\n"
-	    "# HELP sse_fcgi_dropped_slow_total Streams closed because their client stalled.\n"
-	    "# TYPE sse_fcgi_dropped_slow_total counter\nsse_fcgi_dropped_slow_total{pid=\"%ld\"} %llu\n"
-	    "# HELP sse_fcgi_refused_total Requests answered with an error status.\n"
-	    "# TYPE sse_fcgi_refused_total counter\nsse_fcgi_refused_total{pid=\"%ld\"} %llu\n"
-	    "# HELP sse_fcgi_redis_reconnects_total Redis reconnections.\n"
-	    "# TYPE sse_fcgi_redis_reconnects_total counter\nsse_fcgi_redis_reconnects_total{pid=\"%ld\"} %lu\n"
-	    "# HELP sse_fcgi_fallbacks_total Publishes delivered locally although Redis is configured.\n"
-	    "# TYPE sse_fcgi_fallbacks_total counter\nsse_fcgi_fallbacks_total{pid=\"%ld\"} %lu\n"
-	    "# HELP sse_fcgi_probe_failures_total Redis subscriber probes that did not come back.\n"
-	    "# TYPE sse_fcgi_probe_failures_total counter\nsse_fcgi_probe_failures_total{pid=\"%ld\"} %lu\n"
-	    "# HELP sse_fcgi_uptime_seconds Seconds since start.\n"
-	    "# TYPE sse_fcgi_uptime_seconds gauge\nsse_fcgi_uptime_seconds{pid=\"%ld\"} %lld\n",
-	    v->pid, v->mode, v->loop, v->pid, v->streams, v->pid, v->resources, v->pid, v->ceiling,
-	    v->pid, strcmp(v->mode, "redis") == 0, v->pid, v->in, v->pid, v->out, v->pid,
-	    v->dropped, v->pid, v->refused, v->pid, v->reconnects, v->pid, v->fallbacks, v->pid,
-	    v->probe_failures, v->pid, v->uptime);
-	if (n < 0 || (size_t)n >= sizeof(text)) {
+	stats_read(srv, &v);
+	memcpy(text, head, hlen);
+	n = prom ? stats_format_prometheus(text + hlen, sizeof(text) - hlen, &v) :
+	    stats_format_json(text + hlen, sizeof(text) - hlen, &v);
+	if (n >= sizeof(text) - hlen) {
 		reply_error(srv, s, 500, NULL, "stats too long");
 		return;
 	}
-	m = msg_reply(s->id, text, (size_t)n);
+	m = msg_reply(s->id, text, hlen + n);
 	if (m == NULL) {
 		stream_kill(srv, s);
 		return;
@@ -563,28 +531,6 @@ stats_prometheus(struct server *srv, struct stream *s, const struct stats_view *
 	s->flags |= STREAM_CLOSING;
 	stream_push(srv, s, m, SIZE_MAX);
 	msg_unref(m);
-}
-
-/* JSON by default; Prometheus text when the scraper asks for text/plain or OpenMetrics. */
-static void
-stats(struct server *srv, struct stream *s, const struct fcgi_request *req)
-{
-	struct stats_view v;
-
-	stats_read(srv, &v);
-	if (strstr(req->accept, "text/plain") != NULL ||
-	    strstr(req->accept, "application/openmetrics-text") != NULL) {
-		stats_prometheus(srv, s, &v);
-		return;
-	}
-	reply(srv, s, 200, NULL,
-	    "{\"pid\":%ld,\"mode\":\"%s\",\"event_loop\":\"%s\",\"streams\":%zu,"
-	    "\"resources\":%zu,\"stream_ceiling\":%zu,\"connections\":%zu,"
-	    "\"messages_in\":%llu,\"messages_out\":%llu,\"dropped_slow\":%llu,"
-	    "\"refused\":%llu,\"redis_reconnects\":%lu,\"fallbacks\":%lu,"
-	    "\"probe_failures\":%lu,\"uptime\":%lld}",
-	    v.pid, v.mode, v.loop, v.streams, v.resources, v.ceiling, v.connections, v.in, v.out,
-	    v.dropped, v.refused, v.reconnects, v.fallbacks, v.probe_failures, v.uptime);
 }
 
 static void

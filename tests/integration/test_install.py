@@ -18,7 +18,6 @@ import subprocess
 
 import harness
 from harness import REPO, SLOW, check, eq, fail, test
-from redis_helpers import stats_by_pid
 
 SOCKET_UNIT = os.path.join(REPO, "systemd", "sse-fcgi.socket")
 SERVICE_UNIT = os.path.join(REPO, "systemd", "sse-fcgi@.service")
@@ -214,31 +213,43 @@ def systemd_execstart(env):
         eq(s.events[0].data, '{"status":"ready"}', "event data")
         env.loop.wait(lambda: s.sse.comments, 5, "a heartbeat (heartbeat = 1)")
 
-        # a second instance on the same socket: both serve it
+        # a second instance on the same socket (sse-fcgi@2)
         two = Instance(env, svc, lsock, journal, 2)
         env.wait_log(r"sse-fcgi\[%d\] notice: sse-fcgi .* started" % two.pid)
-        seen = stats_by_pid(env, [one.pid, two.pid])
-        env.note("instances %d and %d both answered on the one socket" % (one.pid, two.pid))
-        eq(sorted(seen), sorted([one.pid, two.pid]), "pids answering /stats")
 
         # ExecReload= (kill -HUP $MAINPID)
         check("/bin/kill -HUP $MAINPID" == unit_value(svc, "Service", "ExecReload"), "ExecReload")
         os.kill(one.pid, signal.SIGHUP)
         env.wait_log(r"sse-fcgi\[%d\] notice: configuration reloaded" % one.pid)
 
-        # systemctl stop/restart of instance 1: its stream ends cleanly, the
-        # socket stays open (held by systemd), instance 2 keeps serving it,
-        # and a restarted instance 1 serves it again
-        os.kill(one.pid, signal.SIGTERM)
-        st = harness.wait_pid_exit(one.pid, 10 * SLOW)
-        env.exit_status[one.pid] = st
-        eq(st, 0, "instance 1 exit status after SIGTERM")
+        # systemctl stop / restart of one instance: its stream ends cleanly,
+        # the socket stays open (systemd holds it) and the other instance
+        # serves it; the restarted instance serves it again.  (Which idle
+        # process the kernel hands a connection to is its choice, so each
+        # instance is shown serving the socket while the other is stopped.)
+        def stop(inst):
+            os.kill(inst.pid, signal.SIGTERM)
+            st = harness.wait_pid_exit(inst.pid, 10 * SLOW)
+            env.exit_status[inst.pid] = st
+            eq(st, 0, "instance pid %d exit status after SIGTERM" % inst.pid)
+
+        def serves(inst):
+            for _ in range(3):
+                eq(env.fcgi("GET", "/stats").json().get("pid"), inst.pid, "/stats answered by pid %d" % inst.pid)
+        stop(one)
         env.loop.wait(lambda: s.complete, 5, "the stream of the stopped instance to end")
         check(s.clean_end, "stream of the stopped instance did not end with END_REQUEST")
-        eq(env.fcgi("GET", "/stats").json().get("pid"), two.pid, "/stats while instance 1 is stopped")
+        serves(two)
         again = Instance(env, svc, lsock, journal, 3)
         env.wait_log(r"sse-fcgi\[%d\] notice: sse-fcgi .* started" % again.pid)
-        stats_by_pid(env, [again.pid, two.pid])
+        stop(two)
+        serves(again)
+        s2 = env.fcgi("GET", "/sse/doctor-123", sse=True)
+        env.loop.wait(lambda: s2.complete or s2.sse.retries, 5, "stream on the restarted instance")
+        r = env.fcgi("POST", "/publish/doctor-123", b"again")
+        eq((r.status, r.json().get("delivered")), (200, 1), "publish on the restarted instance")
+        env.loop.wait(lambda: s2.events, 5, "event on the restarted instance")
+        env.note("instances %d, %d, %d served the one socket in turn" % (one.pid, two.pid, again.pid))
     finally:
         lsock.close()
 
