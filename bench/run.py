@@ -30,7 +30,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-NGINX_EXAMPLE = os.path.join(ROOT, "examples/nginx/nginx.conf")
+# BENCH_NGINX_CONF: try a candidate example config (experiments only)
+NGINX_EXAMPLE = os.environ.get("BENCH_NGINX_CONF", os.path.join(ROOT, "examples/nginx/nginx.conf"))
 SPAWN_EXAMPLE = os.path.join(ROOT, "examples/nginx/spawn-fcgi.sh")
 BIN = os.environ.get("SSE_FCGI_BIN", os.path.join(ROOT, "sse-fcgi"))
 LOAD = os.environ.get("SSE_LOAD_BIN", os.path.join(ROOT, "build/bench/sse-load"))
@@ -228,6 +229,16 @@ def cpu_ticks(pid):
         return 0
 
 
+def io_calls(pid):
+    """read-type + write-type syscalls so far (/proc/PID/io syscr + syscw)"""
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            d = dict(line.split(": ") for line in f.read().splitlines())
+        return int(d["syscr"]) + int(d["syscw"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
 def children(pid):
     out = []
     try:
@@ -399,6 +410,10 @@ class Stack:
         return (sum(cpu_ticks(p) for p in self.sse_pids),
                 sum(cpu_ticks(p) for p in self.worker_pids()))
 
+    def io(self):
+        return (sum(io_calls(p) for p in self.sse_pids),
+                sum(io_calls(p) for p in self.worker_pids()))
+
     def stop(self):
         for p in self.sse_pids:
             try:
@@ -515,10 +530,16 @@ def scenario_traffic(stack, sc, quick, pub_stack=None):
     if sc.get("max_ahead"):
         args += ["--max-ahead", sc["max_ahead"]]
     args += paths(stack.kind)
-    c0 = stack.cpu()
+    c0, i0 = stack.cpu(), stack.io()
     t0 = time.time()
     res = run_load(args)
-    c1 = stack.cpu()
+    c1, i1 = stack.cpu(), stack.io()
+    if res["events"]:
+        # I/O syscalls (read/write family, not epoll) per delivered event
+        res["syscalls_per_event_backend"] = (i1[0] - i0[0]) / res["events"]
+        res["syscalls_per_event_nginx"] = (i1[1] - i0[1]) / res["events"]
+        res["cpu_us_per_event_backend"] = (c1[0] - c0[0]) / os.sysconf("SC_CLK_TCK") * 1e6 / res["events"]
+        res["cpu_us_per_event_nginx"] = (c1[1] - c0[1]) / os.sysconf("SC_CLK_TCK") * 1e6 / res["events"]
     wall = time.time() - t0
     hz = os.sysconf("SC_CLK_TCK")
     res["server_cpu_backend_s"] = (c1[0] - c0[0]) / hz
@@ -597,6 +618,9 @@ def run_one(work, system, sc, quick, rep, redis):
         if sc["kind"] == "redis":
             if redis is None:
                 return None
+            # Nchan's Redis store keeps messages (and replays them to new
+            # subscribers): every run starts from an empty Redis
+            subprocess.run(["redis-cli", "-p", str(redis.port), "flushall"], capture_output=True)
             a = Stack(work, name + "-A", system, sc["streams"], redis_port=redis.port)
             b = Stack(work, name + "-B", system, sc["streams"], redis_port=redis.port)
             stacks = [a, b]
@@ -660,6 +684,12 @@ FIGURES = [
     ("c", "lat_p99_ms", "(c) latency p99 at saturation", " ms"),
     ("c", "server_cpu_backend_s", "(c) CPU s used by sse-fcgi during the run", " s"),
     ("c", "server_cpu_nginx_s", "(c) CPU s used by the nginx worker during the run", " s"),
+    ("c", "cpu_us_per_event_backend", "(c) sse-fcgi CPU per delivered event", " µs"),
+    ("c", "cpu_us_per_event_nginx", "(c) nginx worker CPU per delivered event", " µs"),
+    ("c", "syscalls_per_event_backend", "(c) sse-fcgi read/write syscalls per event", ""),
+    ("c", "syscalls_per_event_nginx", "(c) nginx read/write syscalls per event", ""),
+    ("a", "syscalls_per_event_backend", "(a) sse-fcgi read/write syscalls per event", ""),
+    ("a", "syscalls_per_event_nginx", "(a) nginx read/write syscalls per event", ""),
     ("c", "tool_cpu_publish_pct", "(c) sse-load CPU while publishing (100 % = tool-bound)", " %"),
     ("c", "lost", "(c) lost / dup events", ""),
     ("d10k", "held", "(d) 10k idle: streams held", ""),

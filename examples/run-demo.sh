@@ -10,9 +10,10 @@
 # (tests/integration/README.md: listen port, FastCGI socket, log, pid, temp
 # paths and the page root), everything inside one private directory, serves
 # the page of examples/demo/, prints the URLs to open and the curl lines to
-# publish, and waits. Ctrl-C (SIGINT) or SIGTERM stops sse-fcgi (streams get a
-# jittered retry: and a clean end), then nginx, by pid, and removes the
-# directory.
+# publish, and waits. If sse-fcgi exits (try `kill PID` and watch the page
+# reconnect), it starts it again after 3 s. Ctrl-C (SIGINT) or SIGTERM stops
+# sse-fcgi (streams get a jittered retry: and a clean end), then nginx, by pid,
+# and removes the directory.
 #
 # Environment:
 #   PORT=8080       nginx listens on 127.0.0.1:$PORT
@@ -35,7 +36,7 @@ say() { printf '%s\n' "$*"; }
 die() { printf 'run-demo: %s\n' "$*" >&2; exit 1; }
 
 case $PORT in ''|*[!0-9]*) die "PORT=$PORT is not a port number" ;; esac
-[ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || die "PORT=$PORT is not a port number"
+if [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then die "PORT=$PORT is not a port number"; fi
 case $PROCS in ''|*[!0-9]*|0) die "PROCS=$PROCS is not a process count" ;; esac
 if [ "$PROCS" -gt 1 ] && [ -z "${REDIS_HOST:-}" ]; then
 	die "PROCS=$PROCS needs Redis: without it a publish reaches only the process that accepted it. Set REDIS_HOST (e.g. REDIS_HOST=127.0.0.1 PROCS=$PROCS) or use PROCS=1."
@@ -74,11 +75,10 @@ mkdir -p "$D/run" "$D/log" "$D/sse" "$D/www" "$D/nginx/tmp"
 NGINX_PID=""
 BACKEND_PIDS=""
 
-# Alive and not a zombie (an exited child waits for its parent or a subreaper).
+# Alive and not a zombie (an exited sse-fcgi waits for whoever reaps orphans).
 alive() {
 	kill -0 "$1" 2>/dev/null || return 1
-	[ -r "/proc/$1/stat" ] || return 0
-	case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) in Z*|'') return 1 ;; esac
+	case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) in Z*) return 1 ;; esac
 	return 0
 }
 
@@ -182,9 +182,12 @@ done
 for need in s P F prog c; do
 	case "$seen " in *" $need "*) ;; *) die "examples/nginx/spawn-fcgi.sh: the spawn-fcgi line lacks its ${need} value" ;; esac
 done
-# shellcheck disable=SC2086
-spawn-fcgi $argv >"$D/log/spawn-fcgi.out" 2>&1 || { cat "$D/log/spawn-fcgi.out" >&2; die "spawn-fcgi failed"; }
-BACKEND_PIDS=$(cat "$D/run/spawn.pid")
+start_backend() {
+	# shellcheck disable=SC2086
+	$argv >"$D/log/spawn-fcgi.out" 2>&1 || { cat "$D/log/spawn-fcgi.out" >&2; die "spawn-fcgi failed"; }
+	BACKEND_PIDS=$(paste -sd ' ' "$D/run/spawn.pid")   # one a line -> one line
+}
+start_backend
 
 # --- nginx -------------------------------------------------------------------
 # The documented substitution; each rule must match, and no system path may
@@ -207,8 +210,12 @@ cp /etc/nginx/fastcgi_params "$D/nginx/fastcgi_params"
 NGX="nginx -p $D/nginx/ -c $NCONF -e $D/log/error.log"
 # shellcheck disable=SC2086
 $NGX -t -q || die "nginx -t failed for $NCONF"
+# In its own session, so that Ctrl-C reaches only this script, which then
+# stops sse-fcgi first (each stream gets a jittered retry: and a clean end,
+# through nginx) and nginx after. (sse-fcgi is in its own session already:
+# spawn-fcgi does that.) setsid does not fork here, so $! is nginx.
 # shellcheck disable=SC2086
-$NGX -g 'daemon off;' >"$D/log/nginx.out" 2>&1 &
+setsid $NGX -g 'daemon off;' >"$D/log/nginx.out" 2>&1 &
 NGINX_PID=$!
 
 # Ready when /stats answers through nginx: both are up and connected.
@@ -239,22 +246,32 @@ Open in a browser:
       other resources
 
 Publish from this machine (nginx answers /publish/ on 127.0.0.1 only):
-  curl -sS -X POST '$URL/publish/doctor-123?event=queue_update' -d '{"type":"queue_update","nowServing":"A-17","waiting":4,"estimatedWait":12}'
-  curl -sS -X POST '$URL/publish/appointment-42?event=status_change' -d '{"type":"status_change","status":"IN_CONSULTATION"}'
+  curl -sS -X POST '$URL/publish/doctor-123?event=queue_update' -H 'Content-Type: application/json' -d '{"type":"queue_update","nowServing":"A-17","waiting":4,"estimatedWait":12}'
+  curl -sS -X POST '$URL/publish/appointment-42?event=status_change' -H 'Content-Type: application/json' -d '{"type":"status_change","status":"IN_CONSULTATION"}'
 
 Watch a raw stream:       curl -N $URL/sse/doctor-123
 Counters of the process:  curl $URL/stats
 Logs: $D/log/ (nginx), $D/sse/sse-fcgi.log
-nginx pid $NGINX_PID, sse-fcgi pid(s) $(echo $BACKEND_PIDS)
+nginx pid $NGINX_PID, sse-fcgi pid(s) $BACKEND_PIDS
 
 Press Ctrl-C to stop.
 EOF
 
 # --- foreground until Ctrl-C ---------------------------------------------------
+# spawn-fcgi never restarts a child; the demo does, after a pause, so that you
+# can stop the backend (kill PID) and watch the page: "reconnecting", nginx's
+# 502 ("server unavailable"), then live again through its reconnect script.
 while :; do
 	alive "$NGINX_PID" || { say "nginx exited"; cleanup 1; }
 	for pid in $BACKEND_PIDS; do
-		alive "$pid" || { say "sse-fcgi pid $pid exited"; cleanup 1; }
+		alive "$pid" && continue
+		say "sse-fcgi pid $pid exited; starting sse-fcgi again in 3 s (Ctrl-C stops the demo)"
+		for other in $BACKEND_PIDS; do kill -TERM "$other" 2>/dev/null || :; done
+		for other in $BACKEND_PIDS; do gone_within "$other" 100 || kill -KILL "$other" 2>/dev/null || :; done
+		sleep 3
+		start_backend
+		say "sse-fcgi pid(s) $BACKEND_PIDS"
+		break
 	done
 	sleep 1
 done

@@ -1,0 +1,588 @@
+"""The demo in a real browser, and the demo's run script.
+
+browser_demo: headless Debian chromium, driven over the DevTools protocol on a
+pipe (--remote-debugging-pipe: NUL-separated JSON on fds 3 and 4, Python
+stdlib only, no npm), opens examples/demo/ served by the shipped nginx.conf
+and checks what a patient would see: a publish changes the page without a
+reload; after the backend crashes and is restarted at once, each EventSource
+goes CONNECTING -> OPEN by itself; after a graceful stop with the backend left
+down, nginx answers 502, EventSource gives up (CLOSED) and the page's few
+lines of script open a new one once the backend is back; a second tab over
+max_streams_per_resource gets 429 and gets in when the first tab closes.
+Throughout, the first tab never navigates (CDP frameNavigated count and a
+marker in window).
+
+browser_run_demo, browser_run_demo[nonroot]: examples/run-demo.sh started as a
+user would (PORT on a free port), its printed URL and curl lines used as
+printed, Ctrl-C to its process group, then nothing of it may be left.
+"""
+
+import json
+import os
+import pwd
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from harness import (BIN, NGINX_EXAMPLE, NGINX_FASTCGI_PARAMS, REPO, SLOW, WORKER_USER, check,
+                     clean_environ, eq, fail, free_port, pid_alive, pids_with_cmdline,
+                     substitute_nginx_conf, test, wait_pid_exit)
+
+DEMO_SRC = os.path.join(REPO, "examples", "demo")
+RUN_DEMO = os.path.join(REPO, "examples", "run-demo.sh")
+CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+# The shipped page root; the demo and this test move it like the other paths
+# (see the substitution table in tests/integration/README.md).
+SHIPPED_ROOT = "/var/www/sse-fcgi-demo"
+
+
+# ---------------------------------------------------------------- nginx + page
+
+def start_nginx_with_page(env):
+    """env.start_nginx(), plus one rule of the documented substitution that
+    the generic harness leaves alone: the page root moves to <dir>/www, which
+    gets a copy of examples/demo/ readable by the workers (www-data)."""
+    www = os.path.join(env.dir, "www")
+    shutil.copytree(DEMO_SRC, www)
+    os.chmod(www, 0o755)
+    for f in os.listdir(www):
+        os.chmod(os.path.join(www, f), 0o644)
+    env.port = free_port()
+    with open(NGINX_EXAMPLE) as f:
+        text = f.read()
+    text = substitute_nginx_conf(text, env.port, env.sock, env.ngx_log,
+                                 os.path.join(env.run_dir, "nginx.pid"), env.ngx_tmp)
+    text, n = re.subn(r"(?m)^(\s*root\s+)%s(\s*;)" % re.escape(SHIPPED_ROOT),
+                      lambda m: m.group(1) + www + m.group(2), text)
+    eq(n, 1, "examples/nginx/nginx.conf: `root %s;` lines" % SHIPPED_ROOT)
+    conf = os.path.join(env.ngx_dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(text)
+    shutil.copy(NGINX_FASTCGI_PARAMS, os.path.join(env.ngx_dir, "fastcgi_params"))
+    out = open(os.path.join(env.ngx_log, "nginx.stdout"), "w")
+    env.nginx = subprocess.Popen(
+        ["nginx", "-p", env.ngx_dir + "/", "-c", conf,
+         "-e", os.path.join(env.ngx_log, "error.log"), "-g", "daemon off;"],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        if env.nginx.poll() is not None:
+            fail("nginx exited %s: %s" % (env.nginx.returncode, env.nginx_log()))
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", env.port))
+            s.close()
+            return
+        except OSError:
+            s.close()
+        if time.monotonic() > deadline:
+            fail("nginx not listening on %d after 10s: %s" % (env.port, env.nginx_log()))
+        env.loop.run_for(0.01)
+
+
+# ---------------------------------------------------------------- DevTools over a pipe
+
+class Chromium:
+    """Headless chromium and its DevTools protocol over --remote-debugging-pipe."""
+
+    def __init__(self, env):
+        self.env = env
+        self.binary = next((b for b in CHROMIUM_CANDIDATES if os.access(b, os.X_OK)), None)
+        if self.binary is None:
+            fail("no chromium (%s): `sh tests/deps.sh` installs Debian's chromium" %
+                 " or ".join(CHROMIUM_CANDIDATES))
+        self.profile = os.path.join(env.dir, "chromium-profile")
+        os.makedirs(self.profile)
+        self.log_path = os.path.join(env.dir, "chromium.log")
+        self.next_id = 0
+        self.replies = {}
+        self.events = []            # (sessionId, method, params)
+        self.buf = b""
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+
+        def child_fds():
+            # fds 3 and 4 are the protocol pipe; dup first so that a pipe end
+            # that already sits on 3 or 4 is not closed by its own dup2.
+            a, b = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        args = [self.binary, "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-default-browser-check", "--disable-dev-shm-usage", "--disable-extensions",
+                "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                "--disable-backgrounding-occluded-windows", "--mute-audio", "--password-store=basic",
+                "--user-data-dir=" + self.profile, "--remote-debugging-pipe", "about:blank"]
+        if os.geteuid() == 0:
+            args.insert(1, "--no-sandbox")
+        env_vars = clean_environ()
+        env_vars["HOME"] = self.profile     # keeps ~/.config, ~/.cache out of root's home
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, preexec_fn=child_fds, close_fds=False, env=env_vars,
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        os.set_blocking(self.from_chrome, False)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.from_chrome, selectors.EVENT_READ)
+        self.call("Browser.getVersion", timeout=15)
+
+    # -- protocol
+    def _pump(self, timeout):
+        if not self.sel.select(max(timeout, 0)):
+            return
+        try:
+            data = os.read(self.from_chrome, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            fail("chromium closed its DevTools pipe (exit %s); log tail:\n%s" % (
+                self.proc.poll(), self.log_tail()))
+        self.buf += data
+        while b"\0" in self.buf:
+            raw, _, self.buf = self.buf.partition(b"\0")
+            msg = json.loads(raw)
+            if "id" in msg:
+                self.replies[msg["id"]] = msg
+            else:
+                self.events.append((msg.get("sessionId"), msg.get("method"), msg.get("params", {})))
+
+    def call(self, method, params=None, session=None, timeout=10):
+        self.next_id += 1
+        mid = self.next_id
+        msg = {"id": mid, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        data = json.dumps(msg).encode() + b"\0"
+        while data:
+            n = os.write(self.to_chrome, data)
+            data = data[n:]
+        deadline = time.monotonic() + timeout * SLOW
+        while mid not in self.replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("chromium: no reply to %s within %.0fs; log tail:\n%s" % (
+                    method, timeout * SLOW, self.log_tail()))
+            self._pump(min(left, 0.05))
+        reply = self.replies.pop(mid)
+        if "error" in reply:
+            fail("chromium: %s failed: %s" % (method, reply["error"]))
+        return reply.get("result", {})
+
+    def wait(self, pred, timeout, what):
+        """Poll pred() (which may talk to the page) until true; fail after
+        timeout*SLOW with what() in the message."""
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            if pred():
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("timed out after %.1fs waiting for %s" % (
+                    timeout * SLOW, what() if callable(what) else what))
+            self._pump(min(left, 0.05))
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = [l for l in f.read().splitlines() if "dbus" not in l]
+            return "\n".join(lines[-n:])
+        except OSError:
+            return ""
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                self.call("Browser.close", timeout=5)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(10 * SLOW)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.sel.close()
+        for fd in (self.to_chrome, self.from_chrome):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Tab:
+    """One page target, attached with a flat session."""
+
+    def __init__(self, browser, url):
+        self.b = browser
+        self.target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = browser.call("Target.attachToTarget",
+                                    {"targetId": self.target, "flatten": True})["sessionId"]
+        self.call("Page.enable")
+        self.call("Runtime.enable")
+        self.url = url
+        self.call("Page.navigate", {"url": url})
+        self.b.wait(lambda: self._seen("Page.loadEventFired"), 10, "load event of %s" % url)
+        self.navigations_at_load = self.navigations()
+        eq(self.navigations_at_load, 1, "main-frame navigations after opening %s" % url)
+
+    def call(self, method, params=None, timeout=10):
+        return self.b.call(method, params, self.session, timeout)
+
+    def _seen(self, method):
+        return any(s == self.session and m == method for s, m, _ in self.b.events)
+
+    def navigations(self):
+        """Main-frame navigations of this tab that the browser reported."""
+        return sum(1 for s, m, p in self.b.events
+                   if s == self.session and m == "Page.frameNavigated"
+                   and not p.get("frame", {}).get("parentId")
+                   and p.get("frame", {}).get("url", "").startswith("http"))
+
+    def errors(self):
+        return [p.get("exceptionDetails", {}).get("exception", {}).get("description")
+                or p.get("exceptionDetails", {}).get("text")
+                for s, m, p in self.b.events if s == self.session and m == "Runtime.exceptionThrown"]
+
+    def js(self, expr):
+        r = self.call("Runtime.evaluate", {"expression": expr, "returnByValue": True})
+        if "exceptionDetails" in r:
+            fail("page script error in %r: %s" % (expr, r["exceptionDetails"]))
+        return r.get("result", {}).get("value")
+
+    def demo(self):
+        return self.js("JSON.parse(JSON.stringify(window.sseDemo || null))")
+
+    def text(self, selector):
+        return self.js("(function(){var e=document.querySelector(%s);return e?e.textContent:null})()"
+                       % json.dumps(selector))
+
+    def wait_text(self, selector, want, timeout=5):
+        self.b.wait(lambda: self.text(selector) == want, timeout,
+                    lambda: "%s to read %r in the page (reads %r; page saw %s)" % (
+                        selector, want, self.text(selector), self.summary()))
+
+    def summary(self):
+        d = self.demo()
+        if not d:
+            return "no window.sseDemo"
+        return "; ".join("%s: %s instances=%d opens=%d gaveUp=%d events=%d" % (
+            k, v["state"], v["instances"], v["opens"], v["gaveUp"], v["events"])
+            for k, v in d["streams"].items()) + "; transitions %s" % d["transitions"][-8:]
+
+    def close(self):
+        self.b.call("Target.closeTarget", {"targetId": self.target})
+
+
+# ---------------------------------------------------------------- the browser test
+
+DOCTOR, APPOINTMENT = "doctor-123", "appointment-42"
+
+
+def _publish(env, resource, payload, event=None, delivered=1):
+    r = env.publish(resource, json.dumps(payload), event=event)
+    eq(r.get("delivered"), delivered, "delivered count of a publish to %s" % resource)
+    return time.monotonic()
+
+
+def _both(tab, pred):
+    d = tab.demo()
+    return bool(d) and all(pred(s) for s in d["streams"].values())
+
+
+@test("browser_demo")
+def browser_demo(env):
+    # retry: is how long a browser waits before its own reconnect; the crash
+    # test restarts the backend well inside it.
+    retry_ms = int(1500 * SLOW)
+    conf = {"retry": retry_ms, "max_streams_per_resource": 1}
+    env.start_backend(conf)
+    start_nginx_with_page(env)
+    page = env.request("GET", "/")
+    eq(page.status, 200, "GET / (the demo page) through the shipped nginx.conf")
+    check((page.header("content-type") or "").startswith("text/html"),
+          "content type of the page: %r" % page.header("content-type"))
+
+    browser = Chromium(env)
+    try:
+        _browser_phases(env, browser, conf, retry_ms)
+    finally:
+        browser.close()
+
+
+def _browser_phases(env, browser, conf, retry_ms):
+    url = "http://127.0.0.1:%d/?doctor=%s&appointment=%s" % (env.port, DOCTOR, APPOINTMENT)
+    t0 = time.monotonic()
+    tab = Tab(browser, url)
+    browser.wait(lambda: _both(tab, lambda s: s["state"] == "OPEN"), 10,
+                 lambda: "both EventSources OPEN (%s)" % tab.summary())
+    env.note("page loaded and both streams open in %.2fs" % (time.monotonic() - t0))
+    tab.js("window.__itMarker = 'loaded-once'")
+
+    # 1. A publish changes the page, without navigation.
+    t = _publish(env, DOCTOR, {"type": "queue_update", "nowServing": "A-17", "waiting": 4,
+                               "estimatedWait": 12}, event="queue_update")
+    tab.wait_text("#now-serving", "A-17")
+    env.note("publish -> page text changed in %.0f ms" % ((time.monotonic() - t) * 1000))
+    eq(tab.text("#waiting"), "4", "#waiting")
+    eq(tab.text("#estimated-wait"), "12 min", "#estimated-wait")
+    _publish(env, APPOINTMENT, {"type": "status_change", "status": "IN_CONSULTATION"},
+             event="status_change")
+    tab.wait_text("#appt-status", "In consultation")
+    _publish(env, APPOINTMENT, {"queuePosition": 3, "estimatedWait": 10})   # no event name
+    tab.wait_text("#appt-position", "3")
+    eq(tab.text("#appt-wait"), "10 min", "#appt-wait after an unnamed event")
+
+    # 2. The backend crashes and is back at once: each EventSource reconnects by
+    #    itself after retry: (CONNECTING -> OPEN, same object, no script help).
+    before = tab.demo()
+    n_trans = len(before["transitions"])
+    env.stop_backend(signal.SIGKILL)
+    t = time.monotonic()
+    env.start_backend(conf)
+    restart_s = time.monotonic() - t
+    check(restart_s * 1000 < retry_ms * 0.8,
+          "restarting the backend took %.2fs, too close to retry: %d ms for this check" % (restart_s, retry_ms))
+
+    def reconnected_natively():
+        d = tab.demo()
+        for key, s in d["streams"].items():
+            mine = [x.split(" ")[1] for x in d["transitions"][n_trans:] if x.startswith(key + "#")]
+            if "CONNECTING" not in mine or s["state"] != "OPEN":
+                return False
+        return True
+    browser.wait(reconnected_natively, retry_ms / 1000 + 10,
+                 lambda: "both EventSources to go CONNECTING -> OPEN after the backend restart (%s)" % tab.summary())
+    after = tab.demo()
+    for key in ("doctor", "appointment"):
+        eq(after["streams"][key]["instances"], before["streams"][key]["instances"],
+           "EventSource objects of %s (the browser's own reconnect needs no new one)" % key)
+        eq(after["streams"][key]["gaveUp"], before["streams"][key]["gaveUp"],
+           "times %s's EventSource gave up" % key)
+    _publish(env, DOCTOR, {"type": "queue_update", "nowServing": "A-18"}, event="queue_update")
+    tab.wait_text("#now-serving", "A-18")
+
+    # 3. A graceful stop, backend left down: each stream gets a jittered
+    #    retry: and a clean end; the browser's reconnect meets nginx's 502 and
+    #    EventSource gives up (CLOSED). The page's script keeps trying with new
+    #    EventSource objects and gets back in once the backend is up again.
+    before = tab.demo()
+    st = env.stop_backend(signal.SIGTERM)
+    check(all(v == 0 for v in st.values()), "sse-fcgi after SIGTERM: %r (want exit 0)" % st)
+    t = time.monotonic()
+    browser.wait(lambda: _both(tab, lambda s: s["gaveUp"] >= 1 and s["state"] in ("CLOSED", "CONNECTING")),
+                 retry_ms / 1000 + 10 + 5,   # the shutdown retry: adds up to 10 s of jitter
+                 lambda: "both EventSources to give up on nginx's 502 (%s)" % tab.summary())
+    env.note("backend down: both EventSources CLOSED after %.1fs (retry: + shutdown jitter)" % (time.monotonic() - t))
+    check("unavailable" in (tab.text("#doctor-conn") or ""),
+          "the page does not say the server is unavailable: %r" % tab.text("#doctor-conn"))
+    env.start_backend(conf)
+    t = time.monotonic()
+    browser.wait(lambda: _both(tab, lambda s: s["state"] == "OPEN"), 20,
+                 lambda: "the page's script to reopen both streams (%s)" % tab.summary())
+    env.note("backend back: page's script reopened both streams in %.1fs" % (time.monotonic() - t))
+    after = tab.demo()
+    for key in ("doctor", "appointment"):
+        check(after["streams"][key]["instances"] > before["streams"][key]["instances"],
+              "%s: no new EventSource after it gave up (%s)" % (key, tab.summary()))
+    _publish(env, DOCTOR, {"type": "queue_update", "nowServing": "A-19", "waiting": 2},
+             event="queue_update")
+    tab.wait_text("#now-serving", "A-19")
+    _publish(env, APPOINTMENT, {"type": "status_change", "status": "COMPLETED"}, event="status_change")
+    tab.wait_text("#appt-status", "Completed")
+
+    # Never a reload: same document, one navigation.
+    eq(tab.js("window.__itMarker"), "loaded-once", "marker set in window after the first load")
+    eq(tab.navigations(), tab.navigations_at_load, "main-frame navigations of the tab")
+    eq(tab.errors(), [], "uncaught exceptions in the page")
+
+    # 4. 429: a second tab on the same resources is over
+    #    max_streams_per_resource = 1; its EventSources give up, and the script
+    #    gets them in once the first tab is closed.
+    tab2 = Tab(browser, url)
+    browser.wait(lambda: _both(tab2, lambda s: s["gaveUp"] >= 1), 10,
+                 lambda: "the second tab's EventSources to give up on 429 (%s)" % tab2.summary())
+    tab.close()
+    t = time.monotonic()
+    browser.wait(lambda: _both(tab2, lambda s: s["state"] == "OPEN"), 15,
+                 lambda: "the second tab to get in after the first closed (%s)" % tab2.summary())
+    env.note("429: second tab in %.1fs after the first closed" % (time.monotonic() - t))
+    _publish(env, DOCTOR, {"type": "queue_update", "nowServing": "B-01"}, event="queue_update")
+    tab2.wait_text("#now-serving", "B-01")
+    eq(tab2.navigations(), tab2.navigations_at_load, "main-frame navigations of the second tab")
+    eq(tab2.errors(), [], "uncaught exceptions in the second tab")
+
+
+# ---------------------------------------------------------------- the run script
+
+def _read_until(proc, marker, timeout, out, start=0):
+    """Collect the script's output until marker appears past out[0][start:]."""
+    deadline = time.monotonic() + timeout * SLOW
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    try:
+        while marker not in out[0][start:]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("run-demo.sh printed no %r within %.0fs; output:\n%s" % (marker, timeout * SLOW, out[0]))
+            if sel.select(min(left, 0.2)):
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    proc.wait(5)
+                    fail("run-demo.sh exited %s before printing %r; output:\n%s" % (
+                        proc.returncode, marker, out[0]))
+                out[0] += data.decode(errors="replace")
+    finally:
+        sel.close()
+
+
+def _run_demo_script(env, user=None):
+    port = free_port()
+    if user:
+        pw = pwd.getpwnam(user)
+        home = os.path.join(env.dir, "home")
+        os.makedirs(home)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        demo_dir = os.path.join(home, "demo")
+    else:
+        demo_dir = os.path.join(env.dir, "demo")
+    e = env.backend_env({"PORT": str(port), "SSE_FCGI_BIN": BIN, "DEMO_DIR": demo_dir})
+    if user:
+        e.update(HOME=home, USER=user, LOGNAME=user)
+
+    def as_user():
+        if user:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+    # Its own process group, so that SIGINT to the group is what Ctrl-C does in
+    # a terminal. Started from elsewhere: the script finds the repository itself.
+    proc = subprocess.Popen(["sh", RUN_DEMO], env=e, cwd=env.dir, preexec_fn=as_user,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    out = [""]
+    try:
+        _read_until(proc, "Ctrl-C", 30, out)
+        text = out[0]
+        env.note("run-demo.sh ready in the output after %s lines" % len(text.splitlines()))
+        urls = re.findall(r"^\s*(http://\S+)\s*$", text, re.M)
+        eq(urls[:1], ["http://127.0.0.1:%d/" % port], "first URL printed")
+        curls = [l.strip() for l in text.splitlines() if l.strip().startswith("curl ") and "/publish/" in l]
+        check(len(curls) >= 2, "run-demo.sh printed no curl lines to publish:\n%s" % text)
+        m = re.search(r"nginx pid (\d+), sse-fcgi pid\(s\) ([\d ]+)", text)
+        check(m, "run-demo.sh printed no pids:\n%s" % text)
+        nginx_pid, backend_pids = int(m.group(1)), [int(x) for x in m.group(2).split()]
+        eq(len(backend_pids), 1, "sse-fcgi processes of the demo (single-server mode)")
+        check("single-server" in text and "Redis" in text, "the banner does not say single-server / Redis:\n%s" % text)
+
+        # The page, as a browser would fetch it.
+        env.port = port
+        page = env.request("GET", "/")
+        eq(page.status, 200, "GET / of the demo")
+        check(b"demo.js" in bytes(page.body), "the page does not load demo.js")
+        js = env.request("GET", "/demo.js")
+        eq(js.status, 200, "GET /demo.js")
+        check(b"EventSource.CLOSED" in bytes(js.body), "demo.js lacks the reconnect script")
+
+        # Each printed curl line, as printed, reaches a stream of its resource.
+        for line in curls[:2]:
+            argv = shlex.split(line)
+            res = re.search(r"/publish/([^?'\s]+)", line).group(1)
+            ev = re.search(r"\?event=([A-Za-z0-9._:-]+)", line)
+            payload = argv[argv.index("-d") + 1]
+            s = env.open_stream(res)
+            p = subprocess.run(argv, capture_output=True, timeout=10 * SLOW)
+            eq(p.returncode, 0, "exit status of %s (stderr %r)" % (line, p.stderr[:200]))
+            reply = json.loads(p.stdout)
+            eq(reply.get("delivered"), 1, "delivered count of the printed curl line for %s" % res)
+            env.loop.wait(lambda: s.sse.events, 5, "the event of the printed curl line on /sse/%s" % res)
+            eq((s.sse.events[0].type, s.sse.events[0].data), (ev.group(1) if ev else "message", payload),
+               "event received for the printed curl line")
+        first = [ex for ex in env.loop.exchanges if ex.sse is not None]
+
+        # The backend stops (here SIGTERM; a crash does the same): the demo
+        # starts it again after a pause, and publishing works again.
+        mark = len(out[0])
+        os.kill(backend_pids[0], signal.SIGTERM)
+        env.loop.wait(lambda: all(s.complete for s in first), 10, "the streams to end when sse-fcgi stops")
+        _read_until(proc, "starting sse-fcgi again", 10, out, mark)
+        mark = out[0].index("starting sse-fcgi again", mark)
+        _read_until(proc, "\nsse-fcgi pid(s) ", 10, out, mark)
+        mark = out[0].index("\nsse-fcgi pid(s) ", mark)
+        _read_until(proc, "\n", 5, out, mark + 1)
+        m = re.match(r"\nsse-fcgi pid\(s\) ([\d ]+)\n", out[0][mark:])
+        check(m, "run-demo.sh printed no new sse-fcgi pid after the restart:\n%s" % out[0][-800:])
+        new_pids = [int(x) for x in m.group(1).split()]
+        check(set(new_pids).isdisjoint(backend_pids), "the pid did not change: %r" % new_pids)
+        s = env.open_stream(DOCTOR)
+        p = subprocess.run(shlex.split(curls[0]), capture_output=True, timeout=10 * SLOW)
+        eq(json.loads(p.stdout or b"{}").get("delivered"), 1, "delivered count of the printed curl line after the restart")
+        env.loop.wait(lambda: s.sse.events, 5, "the event of the printed curl line after the restart")
+        env.note("backend restarted by run-demo.sh: pid %d -> %d" % (backend_pids[0], new_pids[0]))
+        backend_pids += new_pids
+        streams = [s]
+
+        # Ctrl-C: everything stops, sse-fcgi first (its streams end with a
+        # jittered retry:), the directory goes.
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(25 * SLOW)
+        except subprocess.TimeoutExpired:
+            fail("run-demo.sh still running %.0fs after Ctrl-C" % (25 * SLOW))
+        out[0] += proc.stdout.read().decode(errors="replace")
+        eq(proc.returncode, 0, "exit status of run-demo.sh after Ctrl-C; output:\n%s" % out[0][-1500:])
+        env.loop.wait(lambda: all(s.complete for s in streams), 5, "the streams to end")
+        for s in streams:
+            check(s.clean_end and len(s.sse.retries) >= 2,
+                  "a stream did not end with a retry: and a clean end (sse-fcgi must stop before nginx): %s" % s.diag())
+        for pid in [nginx_pid] + backend_pids:
+            st = wait_pid_exit(pid, 5)
+            check(st is not None and not pid_alive(pid), "pid %d still running after run-demo.sh exited" % pid)
+        left = pids_with_cmdline(demo_dir)
+        eq(left, [], "processes naming %s after Ctrl-C" % demo_dir)
+        check(not os.path.exists(demo_dir), "run-demo.sh left %s behind" % demo_dir)
+        c = socket.socket()
+        try:
+            check(c.connect_ex(("127.0.0.1", port)) != 0, "port %d still accepts after Ctrl-C" % port)
+        finally:
+            c.close()
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20 * SLOW)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@test("browser_run_demo")
+def browser_run_demo(env):
+    _run_demo_script(env)
+
+
+@test("browser_run_demo[nonroot]")
+def browser_run_demo_nonroot(env):
+    _run_demo_script(env, user=WORKER_USER)
