@@ -46,6 +46,7 @@
 #define SHUTDOWN_JITTER_MS 10000   /* retry: spread on shutdown */
 #define STREAM_BLOCKED 16          /* stream flag: waiting for EV_WRITE, do not flush early */
 #define STREAM_PENDING 32          /* stream flag: a publish awaits the hub's answer */
+#define STEP_BACK_MS 50            /* a full process leaves the accept race this long */
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
 
@@ -80,7 +81,7 @@ struct server {
 	struct stream *dirty;
 	struct conn *conns;
 	size_t nconns, nstreams;  /* request heads being read; streams incl. replies */
-	struct ev_timer flush_timer, heartbeat_timer, shutdown_timer;
+	struct ev_timer flush_timer, heartbeat_timer, shutdown_timer, step_back_timer;
 	time_t started;
 	unsigned long long messages_in, messages_out, dropped_slow, refused;
 };
@@ -116,6 +117,7 @@ msg_reply(uint16_t id, const char *text, size_t len)
 /* ---- stream lifecycle ---- */
 
 static void flush_schedule(struct server *srv);
+static void listen_step_back(struct server *srv);
 
 static void
 mark_dirty(struct server *srv, struct stream *s)
@@ -404,6 +406,7 @@ subscribe(struct server *srv, struct stream *s, const struct route *r)
 	if (registry_streams(srv->reg) >= srv->ceiling) {
 		log_info("stream limit reached (%zu), refusing %.*s", srv->ceiling,
 		    (int)r->resource_len, r->resource);
+		listen_step_back(srv);
 		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n",
 		    "too many streams on this process");
 		return;
@@ -751,6 +754,8 @@ fail:
 	close(fd);
 }
 
+static void on_listen(struct ev_loop *loop, int fd, int events, void *arg);
+
 /* Out of descriptors: stop polling the listen socket until one is released, or the
  * level-triggered readiness would spin the loop. */
 static void
@@ -763,10 +768,56 @@ listen_pause(struct server *srv)
 	}
 }
 
+/*
+ * A process at its stream ceiling steps back from the accept race for a moment, so that
+ * a sibling with room (spawn-fcgi -F N) takes the next connections. Alone, it resumes
+ * after STEP_BACK_MS (or as soon as a stream ends) and answers 503 as before.
+ */
+static void
+listen_step_back(struct server *srv)
+{
+	if (srv->listen_paused || srv->shutting_down)
+		return;
+	srv->listen_paused = 1;
+	ev_io_set(srv->loop, srv->listen_fd, EV_NONE);
+	ev_timer_start(srv->loop, &srv->step_back_timer, STEP_BACK_MS);
+}
+
+static void
+on_step_back_over(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)t;
+	if (srv->listen_paused && !srv->shutting_down && srv->reserve_fd != -1) {
+		srv->listen_paused = 0;
+		ev_io_set(loop, srv->listen_fd, EV_READ);
+	}
+}
+
+/*
+ * Siblings share one listen socket. With EPOLLEXCLUSIVE the kernel wakes the first idle
+ * waiter in the socket's wait queue, which is the process that registered first: left
+ * alone, one idle process would take every connection. Registering again after a batch
+ * puts this process at the back of the queue, so idle siblings take turns; it costs two
+ * epoll_ctl calls per wake-up, not per connection.
+ */
+static void
+listen_rotate(struct server *srv)
+{
+	if (srv->listen_paused || strcmp(ev_loop_backend(srv->loop), "epoll") != 0)
+		return;
+	ev_io_del(srv->loop, srv->listen_fd);
+	if (ev_io_add(srv->loop, srv->listen_fd, EV_READ | EV_EXCLUSIVE, on_listen, srv) == -1)
+		log_error("cannot watch the listen socket again: %s", strerror(errno));
+}
+
 static void
 on_listen(struct ev_loop *loop, int fd, int events, void *arg)
 {
 	struct server *srv = arg;
+
+	int accepted = 0;
 
 	(void)loop;
 	(void)events;
@@ -780,6 +831,7 @@ on_listen(struct ev_loop *loop, int fd, int events, void *arg)
 		}
 		if (cfd >= 0) {
 			conn_start(srv, cfd);
+			accepted++;
 			continue;
 		}
 		switch (errno) {
@@ -806,9 +858,12 @@ on_listen(struct ev_loop *loop, int fd, int events, void *arg)
 			return;
 		default:
 			/* EAGAIN: a sibling process took it, or nothing is left */
-			return;
+			i = ACCEPT_BATCH;
+			break;
 		}
 	}
+	if (accepted > 0)
+		listen_rotate(srv);
 }
 
 /* ---- heartbeat ---- */
@@ -897,6 +952,7 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	ev_timer_init(&srv->flush_timer, on_flush, srv);
 	ev_timer_init(&srv->heartbeat_timer, on_heartbeat, srv);
 	ev_timer_init(&srv->shutdown_timer, on_grace_over, srv);
+	ev_timer_init(&srv->step_back_timer, on_step_back_over, srv);
 
 	srv->reg = registry_new();
 	if (srv->reg == NULL)
@@ -1005,6 +1061,7 @@ server_free(struct server *srv)
 	ev_timer_stop(srv->loop, &srv->flush_timer);
 	ev_timer_stop(srv->loop, &srv->heartbeat_timer);
 	ev_timer_stop(srv->loop, &srv->shutdown_timer);
+	ev_timer_stop(srv->loop, &srv->step_back_timer);
 	if (srv->listen_fd != -1) {
 		ev_io_del(srv->loop, srv->listen_fd);
 		close(srv->listen_fd);

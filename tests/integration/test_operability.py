@@ -63,3 +63,36 @@ def sighup_reload(env):
     eq(env.request("GET", "/sse/doctor-1").status, 429, "limit unchanged after a failed reload")
     r = env.publish("doctor-1", "still here")
     eq(r["delivered"], 3, "delivered after a failed reload")
+
+
+def _sockets(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+@test("accept_spread")
+def accept_spread(env):
+    """Two processes on one socket (spawn-fcgi -F 2): streams opened one after another
+    land on both, and the pair holds exactly 2 x max_streams before answering 503."""
+    env.start({"heartbeat": 30, "max_streams": 12, "max_streams_per_resource": 100}, procs=2)
+    base = {pid: _sockets(pid) for pid in env.backend_pids}
+    streams = [env.open_stream("queue-%d" % (i % 3)) for i in range(20)]
+    env.loop.wait(lambda: sum(_sockets(p) - base[p] for p in base) >= 20, 5,
+                  "20 stream sockets in the two processes")
+    held = sorted(_sockets(p) - base[p] for p in base)
+    env.note("streams per process after 20 sequential opens: %s" % held)
+    check(held[0] >= 6, "streams piled onto one process: %s" % held)
+    more = [env.open_stream("queue-x") for _ in range(4)]
+    ex = env.request("GET", "/sse/queue-x")
+    eq(ex.status, 503, "a stream past both processes' max_streams")
+    check(ex.header("Retry-After"), "503 without Retry-After")
+    r = env.publish("queue-x", "hello")
+    check(r["delivered"] in (0, 1, 2, 3, 4), "publish still answered: %r" % r)
+    for s in streams + more:
+        check(s.status == 200 and not s.complete, "a held stream ended")
