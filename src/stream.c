@@ -6,8 +6,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#define RECORD_SPAN (FCGI_REC_HEADER_LEN + FCGI_REC_MAX_CONTENT)
-#define FLUSH_IOV 128            /* 64 records: header + content each */
+#define FLUSH_IOV 128            /* pieces per writev (IOV_MAX is 1024) */
 #define FLUSH_MAX_BYTES (1u << 20) /* one writev never asks for more than this */
 
 struct msg *
@@ -43,20 +42,12 @@ msg_unref(struct msg *m)
 		free(m);
 }
 
-size_t
-stream_framed_len(const struct msg *m)
-{
-	if (m->framed)
-		return m->len;
-	return fcgi_stdout_size(m->len);
-}
-
 int
 stream_queue(struct stream *s, struct msg *m, size_t limit)
 {
-	size_t flen = stream_framed_len(m);
-
-	if (s->count > 0 && s->queued + flen > limit) {
+	if (m->len == 0)   /* nothing to write; an empty entry would never leave */
+		return 0;
+	if (s->count > 0 && (size_t)s->queued + m->len > limit) {
 		errno = ENOBUFS;
 		return -1;
 	}
@@ -78,70 +69,149 @@ stream_queue(struct stream *s, struct msg *m, size_t limit)
 	}
 	s->ring[(s->head + s->count) % s->cap] = (struct stream_ent){ msg_ref(m), 0 };
 	s->count++;
-	s->queued += (uint32_t)flen;
+	s->queued += m->len;
 	return 0;
 }
 
 /*
- * Adds the iovecs for what is left of one entry; returns how many slots were used.
- * Headers for unframed messages are written into hdrs, which must outlive the writev.
+ * One writev is planned as pieces: a record header, message bytes inside a record, or a
+ * ready-made (framed) message. After the write, the same plan tells what the bytes that
+ * went out were, so a write cut anywhere, even inside a header, resumes exactly there.
  */
-static int
-entry_iov(const struct stream *s, const struct stream_ent *e, struct iovec *iov, int room,
-    uint8_t (*hdrs)[FCGI_REC_HEADER_LEN], int *nhdr, size_t *bytes)
+enum piece_kind { PIECE_HDR, PIECE_DATA, PIECE_RAW };
+
+struct piece {
+	uint8_t kind;
+	uint16_t rec_len;   /* PIECE_HDR: the record's content length */
+	uint32_t ent;       /* PIECE_DATA, PIECE_RAW: entry, counted from the head */
+};
+
+struct plan {
+	struct iovec iov[FLUSH_IOV];
+	struct piece piece[FLUSH_IOV];
+	uint8_t hdrs[FLUSH_IOV][FCGI_REC_HEADER_LEN];
+	int n;
+	size_t bytes;
+};
+
+static struct stream_ent *
+ent_at(const struct stream *s, uint32_t i)
 {
-	const struct msg *m = e->m;
-	size_t off = e->off;
-	int used = 0;
-
-	if (m->framed) {
-		iov[0].iov_base = (void *)(m->data + off);
-		iov[0].iov_len = m->len - off;
-		*bytes += iov[0].iov_len;
-		return 1;
-	}
-	while (off < stream_framed_len(m) && used + 2 <= room && *bytes < FLUSH_MAX_BYTES) {
-		size_t k = off / RECORD_SPAN, within = off % RECORD_SPAN;
-		size_t start = k * FCGI_REC_MAX_CONTENT;
-		size_t clen = m->len - start < FCGI_REC_MAX_CONTENT ? m->len - start : FCGI_REC_MAX_CONTENT;
-
-		if (within < FCGI_REC_HEADER_LEN) {
-			uint8_t *h = hdrs[(*nhdr)++];
-
-			fcgi_header_encode(h, FCGI_REC_STDOUT, s->id, (uint16_t)clen, 0);
-			iov[used].iov_base = h + within;
-			iov[used].iov_len = FCGI_REC_HEADER_LEN - within;
-			*bytes += iov[used].iov_len;
-			used++;
-			within = FCGI_REC_HEADER_LEN;
-		}
-		iov[used].iov_base = (void *)(m->data + start + within - FCGI_REC_HEADER_LEN);
-		iov[used].iov_len = clen - (within - FCGI_REC_HEADER_LEN);
-		*bytes += iov[used].iov_len;
-		used++;
-		off = k * RECORD_SPAN + FCGI_REC_HEADER_LEN + clen;
-	}
-	return used;
+	return &s->ring[(s->head + i) % s->cap];
 }
 
 static void
-advance(struct stream *s, size_t n)
+plan_add(struct plan *p, enum piece_kind kind, const void *base, size_t len,
+    uint16_t rec_len, uint32_t ent)
 {
-	while (n > 0 && s->count > 0) {
-		struct stream_ent *e = &s->ring[s->head];
-		size_t rest = stream_framed_len(e->m) - e->off;
+	p->iov[p->n].iov_base = (void *)base;
+	p->iov[p->n].iov_len = len;
+	p->piece[p->n] = (struct piece){ (uint8_t)kind, rec_len, ent };
+	p->n++;
+	p->bytes += len;
+}
 
-		if (n < rest) {
-			e->off += (uint32_t)n;
-			s->queued -= (uint32_t)n;
-			return;
+/* Content of a record starting at entry i, offset pos: the unframed bytes queued from
+ * there on, up to the first framed message and at most 65535. */
+static uint16_t
+record_content(const struct stream *s, uint32_t i, uint32_t pos)
+{
+	size_t sum = 0;
+
+	for (; i < s->count && sum < FCGI_REC_MAX_CONTENT; i++, pos = 0) {
+		const struct msg *m = ent_at(s, i)->m;
+
+		if (m->framed)
+			break;
+		sum += m->len - pos;
+	}
+	return (uint16_t)(sum < FCGI_REC_MAX_CONTENT ? sum : FCGI_REC_MAX_CONTENT);
+}
+
+static void
+plan_build(const struct stream *s, struct plan *p)
+{
+	uint32_t open_left = s->rec_left;
+
+	p->n = 0;
+	p->bytes = 0;
+	if (s->rec_len > 0 && s->hdr_sent < FCGI_REC_HEADER_LEN) {
+		fcgi_header_encode(p->hdrs[0], FCGI_REC_STDOUT, s->id, s->rec_len, 0);
+		plan_add(p, PIECE_HDR, p->hdrs[0] + s->hdr_sent, FCGI_REC_HEADER_LEN - s->hdr_sent,
+		    s->rec_len, 0);
+	}
+	for (uint32_t i = 0; i < s->count; i++) {
+		const struct stream_ent *e = ent_at(s, i);
+		const struct msg *m = e->m;
+		uint32_t pos = e->off;
+
+		if (m->framed) {
+			if (p->n + 1 > FLUSH_IOV || p->bytes >= FLUSH_MAX_BYTES)
+				return;
+			plan_add(p, PIECE_RAW, m->data + pos, m->len - pos, 0, i);
+			continue;
 		}
-		n -= rest;
-		s->queued -= (uint32_t)rest;
-		msg_unref(e->m);
-		e->m = NULL;
-		s->head = (s->head + 1) % s->cap;
-		s->count--;
+		while (pos < m->len) {
+			uint32_t take;
+
+			if (open_left == 0) {
+				uint16_t clen;
+
+				if (p->n + 2 > FLUSH_IOV || p->bytes >= FLUSH_MAX_BYTES)
+					return;
+				clen = record_content(s, i, pos);
+				fcgi_header_encode(p->hdrs[p->n], FCGI_REC_STDOUT, s->id, clen, 0);
+				plan_add(p, PIECE_HDR, p->hdrs[p->n], FCGI_REC_HEADER_LEN, clen, 0);
+				open_left = clen;
+			} else if (p->n + 1 > FLUSH_IOV) {
+				return;
+			}
+			take = m->len - pos < open_left ? m->len - pos : open_left;
+			plan_add(p, PIECE_DATA, m->data + pos, take, 0, i);
+			pos += take;
+			open_left -= take;
+		}
+	}
+}
+
+/* Applies n written bytes to the stream along the plan they were written from. */
+static void
+plan_apply(struct stream *s, const struct plan *p, size_t n)
+{
+	uint32_t popped = 0;
+
+	for (int k = 0; k < p->n && n > 0; k++) {
+		const struct piece *pc = &p->piece[k];
+		size_t len = p->iov[k].iov_len, w = n < len ? n : len;
+
+		n -= w;
+		if (pc->kind == PIECE_HDR) {
+			if (s->rec_len == 0) {   /* a new record: its header starts here */
+				s->rec_len = pc->rec_len;
+				s->rec_left = pc->rec_len;
+				s->hdr_sent = 0;
+			}
+			s->hdr_sent = (uint8_t)(s->hdr_sent + w);
+			continue;
+		}
+		struct stream_ent *e = ent_at(s, pc->ent - popped);
+
+		e->off += (uint32_t)w;
+		s->queued -= (uint32_t)w;
+		if (pc->kind == PIECE_DATA) {
+			s->rec_left = (uint16_t)(s->rec_left - w);
+			if (s->rec_left == 0) {
+				s->rec_len = 0;
+				s->hdr_sent = 0;
+			}
+		}
+		if (e->off == e->m->len) {
+			msg_unref(e->m);
+			e->m = NULL;
+			s->head = (s->head + 1) % s->cap;
+			s->count--;
+			popped++;
+		}
 	}
 }
 
@@ -149,23 +219,17 @@ int
 stream_flush(struct stream *s)
 {
 	while (s->count > 0) {
-		struct iovec iov[FLUSH_IOV];
-		uint8_t hdrs[FLUSH_IOV / 2][FCGI_REC_HEADER_LEN];
-		int niov = 0, nhdr = 0;
-		size_t bytes = 0;
+		struct plan p;
 		ssize_t n;
 
-		for (uint32_t i = 0; i < s->count && niov + 2 <= FLUSH_IOV &&
-		    bytes < FLUSH_MAX_BYTES; i++)
-			niov += entry_iov(s, &s->ring[(s->head + i) % s->cap], iov + niov,
-			    FLUSH_IOV - niov, hdrs, &nhdr, &bytes);
+		plan_build(s, &p);
 		do
-			n = writev(s->fd, iov, niov);
+			n = writev(s->fd, p.iov, p.n);
 		while (n == -1 && errno == EINTR);
 		if (n == -1)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-		advance(s, (size_t)n);
-		if ((size_t)n < bytes)
+		plan_apply(s, &p, (size_t)n);
+		if ((size_t)n < p.bytes)
 			return 0;
 	}
 	return 1;
@@ -183,4 +247,6 @@ stream_release(struct stream *s)
 	s->ring = NULL;
 	s->cap = s->head = 0;
 	s->queued = 0;
+	s->rec_len = s->rec_left = 0;
+	s->hdr_sent = 0;
 }

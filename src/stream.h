@@ -3,9 +3,11 @@
  * non-blocking record writer that drains it.
  *
  * A message (struct msg) is encoded once per publish and referenced by every stream that
- * queues it; each stream wraps it in STDOUT record headers carrying its own request id at
- * write time, so nothing is copied per stream. Everything queued since the last flush
- * leaves in one writev(), which is what batches deliveries when a client falls behind.
+ * queues it; each stream wraps it in STDOUT records carrying its own request id at write
+ * time, so nothing is copied per stream. Everything queued since the last flush leaves
+ * in one writev(), and consecutive messages share records (one 8-byte header for up to
+ * 64 KiB of events): when a client falls behind, its backlog costs the web server one
+ * record to parse, not one per event.
  *
  * The stream does I/O only in stream_flush(); the server decides what a failure means.
  */
@@ -34,7 +36,7 @@ void msg_unref(struct msg *m);         /* accepts NULL; frees at zero */
 
 struct stream_ent {
 	struct msg *m;
-	uint32_t off;   /* bytes of the framed message already written */
+	uint32_t off;   /* bytes of m->data already written */
 };
 
 enum stream_flag {
@@ -49,6 +51,9 @@ struct stream {
 	int fd;
 	uint16_t id;          /* FastCGI request id */
 	uint8_t flags;
+	uint8_t hdr_sent;     /* bytes of the open record's header already written */
+	uint16_t rec_len;     /* content length of the open STDOUT record, 0 = none open */
+	uint16_t rec_left;    /* of which not yet written */
 	struct fcgi_tail tail;
 	struct registry_node node;
 	struct stream *idle_prev, *idle_next;   /* heartbeat order, oldest write first */
@@ -57,11 +62,8 @@ struct stream {
 	/* output queue: a ring, allocated on first use */
 	struct stream_ent *ring;
 	uint32_t head, count, cap;
-	uint32_t queued;      /* framed bytes still to write */
+	uint32_t queued;      /* message bytes still to write (record headers not counted) */
 };
-
-/* Bytes a message occupies on the wire once framed for one stream. */
-size_t stream_framed_len(const struct msg *m);
 
 /*
  * Queues a reference to m. Refused (-1, errno ENOBUFS) when the queue is not empty and
@@ -72,7 +74,7 @@ size_t stream_framed_len(const struct msg *m);
 int stream_queue(struct stream *s, struct msg *m, size_t limit);
 
 /*
- * Writes as much of the queue as the socket takes, in one writev per up to 64 records.
+ * Writes as much of the queue as the socket takes, one writev per up to 128 pieces.
  * Returns 1 when the queue is empty, 0 when the socket is full (wait for EV_WRITE),
  * -1 on a write error (errno set; the peer is gone).
  */
