@@ -348,6 +348,22 @@ status_text(int status)
 	}
 }
 
+/* Queues text (CGI headers and body, or a last retry:) and the end of the request; the
+ * stream closes once it is out. */
+static void
+reply_text(struct server *srv, struct stream *s, const char *text, size_t len)
+{
+	struct msg *m = msg_reply(s->id, text, len);
+
+	if (m == NULL) {
+		stream_kill(srv, s);
+		return;
+	}
+	s->flags |= STREAM_CLOSING;
+	stream_push(srv, s, m, SIZE_MAX);
+	msg_unref(m);
+}
+
 /*
  * Queues a complete reply and the end of the request; the stream closes once it is out.
  * extra is zero or more full header lines ("Name: value\r\n").
@@ -357,7 +373,6 @@ reply(struct server *srv, struct stream *s, int status, const char *extra,
     const char *fmt, ...)
 {
 	char body[1024], text[2048];
-	struct msg *m;
 	va_list ap;
 	int blen, tlen;
 
@@ -374,14 +389,7 @@ reply(struct server *srv, struct stream *s, int status, const char *extra,
 		tlen = (int)strlen(text);
 	if (status != 200)
 		srv->refused++;
-	m = msg_reply(s->id, text, (size_t)tlen);
-	if (m == NULL) {
-		stream_kill(srv, s);
-		return;
-	}
-	s->flags |= STREAM_CLOSING;
-	stream_push(srv, s, m, SIZE_MAX);
-	msg_unref(m);
+	reply_text(srv, s, text, (size_t)tlen);
 }
 
 static void
@@ -516,7 +524,6 @@ stats(struct server *srv, struct stream *s, const struct fcgi_request *req)
 	size_t hlen = strlen(head), n;
 	struct stats_view v;
 	char text[4096];
-	struct msg *m;
 
 	stats_read(srv, &v);
 	memcpy(text, head, hlen);
@@ -526,14 +533,7 @@ stats(struct server *srv, struct stream *s, const struct fcgi_request *req)
 		reply_error(srv, s, 500, NULL, "stats too long");
 		return;
 	}
-	m = msg_reply(s->id, text, hlen + n);
-	if (m == NULL) {
-		stream_kill(srv, s);
-		return;
-	}
-	s->flags |= STREAM_CLOSING;
-	stream_push(srv, s, m, SIZE_MAX);
-	msg_unref(m);
+	reply_text(srv, s, text, hlen + n);
 }
 
 static void
@@ -1018,22 +1018,15 @@ server_shutdown(struct server *srv, unsigned grace_ms)
 	/* Each browser is told a different retry so that they do not all come back at once. */
 	for (s = srv->idle.head; s != NULL; s = next) {
 		char text[SSE_RETRY_MAX];
-		unsigned ms = (unsigned)srv->conf->retry + (unsigned)(random() % (SHUTDOWN_JITTER_MS + 1));
-		size_t len = sse_retry_encode(text, ms);
-		struct msg *m = msg_reply(s->id, text, len);
+		unsigned ms = (unsigned)srv->conf->retry +
+		    (unsigned)(random() % (SHUTDOWN_JITTER_MS + 1));
 
 		next = s->idle_next;
 		registry_del(srv->reg, &s->node);
 		slist_del(&srv->idle, s);
 		slist_add(&srv->replies, s);
 		s->flags &= (uint8_t)~STREAM_SSE;
-		s->flags |= STREAM_CLOSING;
-		if (m == NULL) {
-			stream_kill(srv, s);
-			continue;
-		}
-		stream_push(srv, s, m, SIZE_MAX);
-		msg_unref(m);
+		reply_text(srv, s, text, sse_retry_encode(text, ms));
 	}
 	ev_timer_start(srv->loop, &srv->shutdown_timer, grace_ms);
 	fd_released(srv);   /* stops the loop at once when nothing is open */
