@@ -6,22 +6,35 @@
 #
 #   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test)
 #   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
+#   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`
+#                           (and linux-perf for profiling by hand, where the kernel has it)
 set -eu
 
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
+OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
 chromium systemd man-db"
 fi
+if [ "${1:-}" = bench ]; then
+	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"
+	OPTIONAL="linux-perf"
+fi
 
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 missing=""
 for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
+	installed "$p" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+optional=""
+for p in $OPTIONAL; do
+	installed "$p" || optional="$optional $p"
+done
+[ -z "$missing$optional" ] && exit 0
 
-echo "installing:$missing"
+echo "installing:$missing$optional"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 policy=/usr/sbin/policy-rc.d
@@ -34,4 +47,10 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$own_policy" = 1 ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+if [ -n "$optional" ]; then
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		$optional || echo "optional packages not installed:$optional"
+fi
