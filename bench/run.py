@@ -32,8 +32,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # BENCH_NGINX_CONF: try a candidate example config (experiments only)
 NGINX_EXAMPLE = os.environ.get("BENCH_NGINX_CONF", os.path.join(ROOT, "examples/nginx/nginx.conf"))
-SPAWN_EXAMPLE = os.path.join(ROOT, "examples/nginx/spawn-fcgi.sh")
 BIN = os.environ.get("SSE_FCGI_BIN", os.path.join(ROOT, "sse-fcgi"))
+os.environ["SSE_FCGI_BIN"] = BIN      # the harness below reads it at import
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402  (the documented substitution, shared with the tests)
 LOAD = os.environ.get("SSE_LOAD_BIN", os.path.join(ROOT, "build/bench/sse-load"))
 NCHAN_SO = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 RESULTS = os.path.join(HERE, "results")
@@ -89,52 +91,25 @@ def capacity_rule(text, conns):
 
 
 def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir, streams):
-    """The documented substitution of tests/integration/README.md (listen
-    port, FastCGI socket, log, pid and temp paths; every rule must match and
-    no system path may remain), plus one bench-only rule: when the scenario
-    holds more streams than the shipped worker_connections carries (2
-    connections a stream), worker_connections and worker_rlimit_nofile are
-    raised to fit.  Nothing else changes."""
-    rules = [
-        ("listen port", r"(?m)^(\s*listen\s+127\.0\.0\.1:)8080(\s*;)", r"\g<1>%d\2" % port),
-        ("FastCGI socket", r"unix:/run/sse-fcgi/sse-fcgi\.sock", "unix:" + sock),
-        ("log paths", r"/var/log/nginx/", log_dir.rstrip("/") + "/"),
-        ("pid path", r"(?m)^(\s*pid\s+)/run/nginx\.pid(\s*;)", r"\g<1>%s\2" % pid_file),
-        ("temp paths", r"/var/lib/nginx/", temp_dir.rstrip("/") + "/"),
-    ]
-    for what, pat, rep in rules:
-        text, n = re.subn(pat, lambda m, rep=rep: m.expand(rep), text)
-        if n == 0:
-            raise BenchError("examples/nginx/nginx.conf: substitution for %s matched nothing" % what)
-    for line in text.splitlines():
-        code = line.split("#", 1)[0]
-        if re.search(r"((?<![\w.-])(/run/|/var/log/|/var/lib/)|:8080\b)", code):
-            raise BenchError("nginx.conf: system path left after substitution: %r" % line.strip())
+    """The documented substitution of tests/integration/README.md (the tests'
+    own function: listen port, FastCGI socket, log, pid and temp paths), plus
+    one bench-only rule: when the scenario holds more streams than the shipped
+    worker_connections carries (2 connections a stream), worker_connections
+    and worker_rlimit_nofile are raised to fit.  Nothing else changes."""
+    try:
+        text = harness.substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir)
+    except harness.TestFailure as e:
+        raise BenchError(str(e))
     return capacity_rule(text, 2 * streams + 1024)
 
 
 def spawn_fcgi_argv(sock, pid_file, procs, conf):
     """The `spawn-fcgi ...` line of examples/nginx/spawn-fcgi.sh with -s, -P,
-    -F, the program and its -c substituted (as tests/integration does)."""
-    import shlex
-    with open(SPAWN_EXAMPLE) as f:
-        lines = [l for l in f.read().splitlines() if l.startswith("spawn-fcgi ")]
-    if not lines:
-        raise BenchError("examples/nginx/spawn-fcgi.sh: no spawn-fcgi line")
-    argv = shlex.split(lines[0])
-    dd = argv.index("--")
-    for i, a in enumerate(argv[:dd]):
-        if a == "-s":
-            argv[i + 1] = sock
-        elif a == "-P":
-            argv[i + 1] = pid_file
-        elif a == "-F":
-            argv[i + 1] = str(procs)
-    argv[dd + 1] = BIN
-    for i in range(dd + 2, len(argv)):
-        if argv[i] == "-c":
-            argv[i + 1] = conf
-    return argv
+    -F, the program and its -c substituted, exactly as the tests do."""
+    try:
+        return harness.spawn_fcgi_argv(sock, pid_file, procs, conf)
+    except harness.TestFailure as e:
+        raise BenchError(str(e))
 
 
 NCHAN_CONF = """# Nchan under the same nginx settings as examples/nginx/nginx.conf
