@@ -745,6 +745,12 @@ conn_start(struct server *srv, int fd)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	/*
+	 * The web server writes its request right after connecting, so it is usually
+	 * already here: reading now saves a trip through the poller, and requests accepted
+	 * in one batch are answered in one pass, their events sharing one flush.
+	 */
+	on_conn_io(srv->loop, fd, EV_READ, c);
 	return;
 
 fail:
