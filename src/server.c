@@ -12,12 +12,14 @@
  * dirty stream after the current batch of events, so several events queued in one loop
  * pass leave in one writev. Closes are deferred the same way, so a stream may be killed
  * from anywhere (even while its resource is being walked) and is freed in one place.
+ *
+ * What each route answers lives in server_routes.c; server_impl.h is what they share.
  */
 #include "server.h"
+#include "server_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,26 +35,16 @@
 #include "hub.h"
 #include "log.h"
 #include "registry.h"
-#include "route.h"
 #include "sse.h"
-#include "stats.h"
 #include "stream.h"
-#include "utf8.h"
 
 #define REQUEST_TIMEOUT_MS 10000   /* a request head must arrive within this */
 #define ACCEPT_BATCH 64            /* accepts per wake-up, so accepting cannot starve streams */
 #define HEAD_ROOM (64 * 1024)      /* params and record headers buffered besides the body */
-#define RETRY_AFTER "5"            /* seconds, on 429 and 503 */
 #define SHUTDOWN_JITTER_MS 10000   /* retry: spread on shutdown */
-#define STREAM_BLOCKED 16          /* stream flag: waiting for EV_WRITE, do not flush early */
-#define STREAM_PENDING 32          /* stream flag: a publish awaits the hub's answer */
 #define STEP_BACK_MS 50            /* a full process leaves the accept race this long */
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
-
-struct slist {
-	struct stream *head, *tail;
-};
 
 struct conn {
 	struct server *srv;
@@ -62,28 +54,6 @@ struct conn {
 	struct fcgi_head_scan scan;
 	uint8_t *buf;
 	size_t len, cap;
-};
-
-struct server {
-	struct ev_loop *loop;
-	const struct conf *conf;
-	int listen_fd;
-	int reserve_fd;         /* held open so EMFILE can still be answered with a 503 */
-	int listen_paused;
-	int shutting_down;
-	size_t ceiling;         /* event streams this process will hold */
-	struct registry *reg;
-	struct hub *hub;
-	struct route_prefixes prefixes;
-	struct msg *open_msg;   /* headers + retry:, shared by every stream */
-	struct msg *hb_msg;     /* heartbeat comment */
-	struct slist idle, replies;   /* see slist below */
-	struct stream *dirty;
-	struct conn *conns;
-	size_t nconns, nstreams;  /* request heads being read; streams incl. replies */
-	struct ev_timer flush_timer, heartbeat_timer, shutdown_timer, step_back_timer;
-	time_t started;
-	unsigned long long messages_in, messages_out, dropped_slow, refused;
 };
 
 /* ---- message helpers ---- */
@@ -100,24 +70,9 @@ msg_static(const char *text, size_t len)
 	return m;
 }
 
-/* A whole reply as ready-made records: STDOUT with text, then the end of the request. */
-static struct msg *
-msg_reply(uint16_t id, const char *text, size_t len)
-{
-	struct msg *m = msg_new(fcgi_stdout_size(len) + FCGI_END_LEN, 1);
-	size_t off;
-
-	if (m == NULL)
-		return NULL;
-	off = fcgi_stdout_encode((uint8_t *)m->data, id, text, len);
-	fcgi_end_encode((uint8_t *)m->data + off, id, 0);
-	return m;
-}
-
 /* ---- stream lifecycle ---- */
 
 static void flush_schedule(struct server *srv);
-static void listen_step_back(struct server *srv);
 
 static void
 mark_dirty(struct server *srv, struct stream *s)
@@ -162,8 +117,8 @@ slist_add(struct slist *l, struct stream *s)
 }
 
 /* Takes the stream out of every list it is reachable from; freed at the next flush. */
-static void
-stream_kill(struct server *srv, struct stream *s)
+void
+server_stream_kill(struct server *srv, struct stream *s)
 {
 	if (s->flags & STREAM_DEAD)
 		return;
@@ -208,8 +163,8 @@ stream_finalize(struct server *srv, struct stream *s)
 }
 
 /* Queues m on s; a stream that cannot take it is stalled and is closed. */
-static int
-stream_push(struct server *srv, struct stream *s, struct msg *m, size_t limit)
+int
+server_stream_push(struct server *srv, struct stream *s, struct msg *m, size_t limit)
 {
 	if (stream_queue(s, m, limit) == -1) {
 		if (errno == ENOBUFS) {
@@ -220,7 +175,7 @@ stream_push(struct server *srv, struct stream *s, struct msg *m, size_t limit)
 			log_warn("out of memory queuing on %s, closing the stream",
 			    registry_node_name(&s->node));
 		}
-		stream_kill(srv, s);
+		server_stream_kill(srv, s);
 		return -1;
 	}
 	if (s->flags & STREAM_SSE) {
@@ -239,7 +194,7 @@ stream_flush_one(struct server *srv, struct stream *s)
 	int r = stream_flush(s);
 
 	if (r == -1) {
-		stream_kill(srv, s);
+		server_stream_kill(srv, s);
 		return;
 	}
 	if (r == 0) {
@@ -250,7 +205,7 @@ stream_flush_one(struct server *srv, struct stream *s)
 		return;
 	}
 	if (s->flags & STREAM_CLOSING) {
-		stream_kill(srv, s);
+		server_stream_kill(srv, s);
 		return;
 	}
 	if (s->flags & STREAM_BLOCKED) {
@@ -298,13 +253,13 @@ on_stream_io(struct ev_loop *loop, int fd, int events, void *arg)
 		ssize_t n = read(fd, buf, sizeof(buf));
 
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-			stream_kill(srv, s);
+			server_stream_kill(srv, s);
 			return;
 		}
 		if (n > 0 && fcgi_tail_feed(&s->tail, buf, (size_t)n) != 0) {
 			log_debug("stream on %s aborted by the web server",
 			    registry_node_name(&s->node));
-			stream_kill(srv, s);
+			server_stream_kill(srv, s);
 			return;
 		}
 	}
@@ -330,254 +285,16 @@ stream_adopt(struct server *srv, int fd, uint16_t id)
 	return s;
 }
 
-/* ---- replies ---- */
-
-static const char *
-status_text(int status)
+int
+server_stream_listen(struct server *srv, struct stream *s, const char *resource, size_t len)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Content Too Large";
-	case 429: return "Too Many Requests";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
-	}
-}
-
-/* Queues text (CGI headers and body, or a last retry:) and the end of the request; the
- * stream closes once it is out. */
-static void
-reply_text(struct server *srv, struct stream *s, const char *text, size_t len)
-{
-	struct msg *m = msg_reply(s->id, text, len);
-
-	if (m == NULL) {
-		stream_kill(srv, s);
-		return;
-	}
-	s->flags |= STREAM_CLOSING;
-	stream_push(srv, s, m, SIZE_MAX);
-	msg_unref(m);
-}
-
-/*
- * Queues a complete reply and the end of the request; the stream closes once it is out.
- * extra is zero or more full header lines ("Name: value\r\n").
- */
-static void
-reply(struct server *srv, struct stream *s, int status, const char *extra,
-    const char *fmt, ...)
-{
-	char body[1024], text[2048];
-	va_list ap;
-	int blen, tlen;
-
-	va_start(ap, fmt);
-	blen = vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	if (blen < 0 || (size_t)blen >= sizeof(body))
-		blen = snprintf(body, sizeof(body), "{\"error\":\"reply too long\"}");
-	tlen = snprintf(text, sizeof(text),
-	    "Status: %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
-	    "Content-Length: %d\r\n%s\r\n%s\n",
-	    status, status_text(status), blen + 1, extra != NULL ? extra : "", body);
-	if (tlen < 0 || (size_t)tlen >= sizeof(text))
-		tlen = (int)strlen(text);
-	if (status != 200)
-		srv->refused++;
-	reply_text(srv, s, text, (size_t)tlen);
-}
-
-static void
-reply_error(struct server *srv, struct stream *s, int status, const char *extra,
-    const char *why)
-{
-	reply(srv, s, status, extra, "{\"error\":\"%s\"}", why);
-}
-
-/* ---- routes ---- */
-
-static void
-subscribe(struct server *srv, struct stream *s, const struct route *r)
-{
-	const struct conf *c = srv->conf;
-	struct resource *res;
-
-	if (srv->shutting_down) {
-		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "shutting down");
-		return;
-	}
-	if (registry_streams(srv->reg) >= srv->ceiling) {
-		log_info("stream limit reached (%zu), refusing %.*s", srv->ceiling,
-		    (int)r->resource_len, r->resource);
-		listen_step_back(srv);
-		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n",
-		    "too many streams on this process");
-		return;
-	}
-	res = registry_find(srv->reg, r->resource, r->resource_len);
-	if (registry_resource_streams(res) >= (size_t)c->max_streams_per_resource) {
-		reply_error(srv, s, 429, "Retry-After: " RETRY_AFTER "\r\n",
-		    "too many streams on this resource");
-		return;
-	}
-	if (registry_add(srv->reg, &s->node, r->resource, r->resource_len) == -1) {
-		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
-		return;
-	}
+	if (registry_add(srv->reg, &s->node, resource, len) == -1)
+		return -1;
 	slist_del(&srv->replies, s);
 	s->flags |= STREAM_SSE;
 	slist_add(&srv->idle, s);
-	stream_push(srv, s, srv->open_msg, SIZE_MAX);
-}
-
-static void
-on_published(void *arg, const struct hub_result *res)
-{
-	struct stream *s = arg;
-	struct server *srv = s->owner;
-
-	s->flags &= (uint8_t)~STREAM_PENDING;
-	if (res->fallback)
-		reply(srv, s, 200, NULL,
-		    "{\"mode\":\"%s\",\"delivered\":%zu,\"fallback\":true,\"reason\":\"%s\"}",
-		    res->mode, res->delivered, res->reason);
-	else
-		reply(srv, s, 200, NULL, "{\"mode\":\"%s\",\"delivered\":%zu,\"fallback\":false}",
-		    res->mode, res->delivered);
-}
-
-static int
-authorized(struct server *srv, struct stream *s, const struct fcgi_request *req)
-{
-	const char *token = srv->conf->publish_token;
-
-	if (token == NULL || route_token_check(req->authorization, token))
-		return 1;
-	reply_error(srv, s, 401, "WWW-Authenticate: Bearer\r\n", "missing or wrong bearer token");
+	server_stream_push(srv, s, srv->open_msg, SIZE_MAX);
 	return 0;
-}
-
-static void
-publish(struct server *srv, struct stream *s, const struct route *r,
-    const struct fcgi_request *req, int too_large)
-{
-	if (!authorized(srv, s, req))
-		return;
-	if (too_large) {
-		reply(srv, s, 413, NULL, "{\"error\":\"message over %d bytes\"}",
-		    srv->conf->max_message_bytes);
-		return;
-	}
-	if (req->body_len == 0) {
-		reply_error(srv, s, 400, NULL, "empty message");
-		return;
-	}
-	if (!utf8_is_valid(req->body, req->body_len)) {
-		reply_error(srv, s, 400, NULL, "message is not valid UTF-8");
-		return;
-	}
-	srv->messages_in++;
-	s->flags |= STREAM_PENDING;
-	if (hub_publish(srv->hub, r->resource, r->resource_len, r->event, r->event_len,
-	    req->body, req->body_len, on_published, s) == -1) {
-		s->flags &= (uint8_t)~STREAM_PENDING;
-		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
-	}
-}
-
-static void
-stats_read(struct server *srv, struct stats_view *v)
-{
-	v->pid = (long)getpid();
-	v->mode = hub_mode(srv->hub);
-	v->loop = ev_loop_backend(srv->loop);
-	v->streams = registry_streams(srv->reg);
-	v->resources = registry_resources(srv->reg);
-	v->ceiling = srv->ceiling;
-	v->connections = srv->nconns + srv->nstreams;
-	v->in = srv->messages_in;
-	v->out = srv->messages_out;
-	v->dropped = srv->dropped_slow;
-	v->refused = srv->refused;
-	v->reconnects = hub_reconnects(srv->hub);
-	v->fallbacks = hub_fallbacks(srv->hub);
-	v->probe_failures = hub_probe_failures(srv->hub);
-	v->uptime = (long long)(time(NULL) - srv->started);
-}
-
-/* JSON by default; Prometheus text when the scraper asks for text/plain or OpenMetrics. */
-static void
-stats(struct server *srv, struct stream *s, const struct fcgi_request *req)
-{
-	static const char json_head[] = "Status: 200 OK\r\nContent-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n\r\n";
-	static const char prom_head[] = "Status: 200 OK\r\n"
-	    "Content-Type: text/plain; version=0.0.4\r\nCache-Control: no-store\r\n\r\n";
-	int prom = strstr(req->accept, "text/plain") != NULL ||
-	    strstr(req->accept, "application/openmetrics-text") != NULL;
-	const char *head = prom ? prom_head : json_head;
-	size_t hlen = strlen(head), n;
-	struct stats_view v;
-	char text[4096];
-
-	stats_read(srv, &v);
-	memcpy(text, head, hlen);
-	n = prom ? stats_format_prometheus(text + hlen, sizeof(text) - hlen, &v) :
-	    stats_format_json(text + hlen, sizeof(text) - hlen, &v);
-	if (n >= sizeof(text) - hlen) {
-		reply_error(srv, s, 500, NULL, "stats too long");
-		return;
-	}
-	reply_text(srv, s, text, hlen + n);
-}
-
-static void
-handle(struct server *srv, struct stream *s, const struct fcgi_request *req, int too_large)
-{
-	struct route r;
-	int status = route_parse(&r, &srv->prefixes, req->method, req->uri, strlen(req->uri));
-	char allow[64];
-
-	switch (status) {
-	case 0:
-		break;
-	case 405:
-		snprintf(allow, sizeof(allow), "Allow: %s\r\n", r.allow);
-		reply_error(srv, s, 405, allow, "method not allowed");
-		return;
-	case 404:
-		reply_error(srv, s, 404, NULL, "not found");
-		return;
-	default:
-		reply_error(srv, s, status, NULL,
-		    "resource and event names are 1-128 bytes of A-Z a-z 0-9 - _ . :");
-		return;
-	}
-	switch (r.kind) {
-	case ROUTE_SUBSCRIBE:
-		subscribe(srv, s, &r);
-		break;
-	case ROUTE_PUBLISH:
-		publish(srv, s, &r, req, too_large);
-		break;
-	case ROUTE_PUBLISH_COUNT:
-		if (authorized(srv, s, req))
-			reply(srv, s, 200, NULL, "{\"resource\":\"%.*s\",\"streams\":%zu}",
-			    (int)r.resource_len, r.resource, registry_resource_streams(
-			    registry_find(srv->reg, r.resource, r.resource_len)));
-		break;
-	case ROUTE_STATS:
-		stats(srv, s, req);
-		break;
-	default:
-		reply_error(srv, s, 404, NULL, "not found");
-		break;
-	}
 }
 
 /* ---- request heads ---- */
@@ -632,7 +349,7 @@ conn_dispatch(struct conn *c)
 			fd_released(srv);
 			return;
 		}
-		reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n",
+		server_reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n",
 		    "out of file descriptors");
 		return;
 	}
@@ -647,10 +364,10 @@ conn_dispatch(struct conn *c)
 		fd_released(srv);
 	} else if (tail_rc != 0) {
 		s->tail = tail;
-		stream_kill(srv, s);
+		server_stream_kill(srv, s);
 	} else {
 		s->tail = tail;
-		handle(srv, s, &req, too_large);
+		server_route(srv, s, &req, too_large);
 	}
 	fcgi_request_release(&req);
 }
@@ -779,8 +496,8 @@ listen_pause(struct server *srv)
  * a sibling with room (spawn-fcgi -F N) takes the next connections. Alone, it resumes
  * after STEP_BACK_MS (or as soon as a stream ends) and answers 503 as before.
  */
-static void
-listen_step_back(struct server *srv)
+void
+server_listen_step_back(struct server *srv)
 {
 	if (srv->listen_paused || srv->shutting_down)
 		return;
@@ -883,7 +600,7 @@ on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	struct stream *s;
 
 	while ((s = srv->idle.head) != NULL && s->last_write_ms + period <= now)
-		stream_push(srv, s, srv->hb_msg, (size_t)srv->conf->stream_queue_bytes);
+		server_stream_push(srv, s, srv->hb_msg, (size_t)srv->conf->stream_queue_bytes);
 	s = srv->idle.head;
 	ev_timer_start(loop, t, s != NULL ? s->last_write_ms + period - now : period);
 }
@@ -913,7 +630,7 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 	sse_event_encode(m->data, event, event_len, data, len);
 	for (n = registry_resource_first(res); n != NULL; n = next) {
 		next = n->next;   /* a stalled stream leaves the list while we walk it */
-		if (stream_push(srv, stream_of_node(n), m, (size_t)srv->conf->stream_queue_bytes) == 0)
+		if (server_stream_push(srv, stream_of_node(n), m, (size_t)srv->conf->stream_queue_bytes) == 0)
 			ok++;
 		else
 			failed++;
@@ -1032,7 +749,7 @@ server_shutdown(struct server *srv, unsigned grace_ms)
 		slist_del(&srv->idle, s);
 		slist_add(&srv->replies, s);
 		s->flags &= (uint8_t)~STREAM_SSE;
-		reply_text(srv, s, text, sse_retry_encode(text, ms));
+		server_reply_text(srv, s, text, sse_retry_encode(text, ms));
 	}
 	ev_timer_start(srv->loop, &srv->shutdown_timer, grace_ms);
 	fd_released(srv);   /* stops the loop at once when nothing is open */
@@ -1048,9 +765,9 @@ server_free(struct server *srv)
 	while (srv->conns != NULL)
 		conn_close(srv->conns, 1);
 	while (srv->idle.head != NULL)
-		stream_kill(srv, srv->idle.head);
+		server_stream_kill(srv, srv->idle.head);
 	while (srv->replies.head != NULL)
-		stream_kill(srv, srv->replies.head);
+		server_stream_kill(srv, srv->replies.head);
 	while ((s = srv->dirty) != NULL) {
 		srv->dirty = s->dirty_next;
 		close(s->fd);
