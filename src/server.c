@@ -180,8 +180,10 @@ server_stream_push(struct server *srv, struct stream *s, struct msg *m, size_t l
 	}
 	if (s->flags & STREAM_SSE) {
 		s->last_write_ms = ev_now_ms(srv->loop);
-		slist_del(&srv->idle, s);
-		slist_add(&srv->idle, s);
+		if (srv->idle.tail != s) {   /* heartbeat order: most recent write last */
+			slist_del(&srv->idle, s);
+			slist_add(&srv->idle, s);
+		}
 	}
 	if (!(s->flags & STREAM_BLOCKED))
 		mark_dirty(srv, s);
@@ -528,7 +530,7 @@ on_step_back_over(struct ev_loop *loop, struct ev_timer *t, void *arg)
 static void
 listen_rotate(struct server *srv)
 {
-	if (srv->listen_paused || strcmp(ev_loop_backend(srv->loop), "epoll") != 0)
+	if (srv->listen_paused)
 		return;
 	ev_io_del(srv->loop, srv->listen_fd);
 	if (ev_io_add(srv->loop, srv->listen_fd, EV_READ | EV_EXCLUSIVE, on_listen, srv) == -1)
@@ -712,6 +714,8 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	return srv;
 
 fail:
+	if (srv != NULL)
+		srv->listen_fd = -1;   /* on failure the caller still owns it */
 	server_free(srv);
 	return NULL;
 }

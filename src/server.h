@@ -14,7 +14,7 @@ struct server;
 /*
  * Takes listen_fd (a listening socket; made non-blocking here) and the stream ceiling
  * computed from the descriptor limit. conf and loop are borrowed and outlive the server.
- * NULL on failure, logged.
+ * NULL on failure, logged; listen_fd is then still the caller's to close.
  */
 struct server *server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd,
     int stream_ceiling);
