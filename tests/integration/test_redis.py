@@ -60,18 +60,26 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))] if xs else float("nan")
 
 
+def two_servers_up(env, w, conf, procs):
+    """Two "servers" (each its own nginx + spawn-fcgi -F procs) on one Redis, both
+    in multi-server mode; returns [env, second env]."""
+    envs = [env, w.second_env("b")]
+    for e in envs:
+        e.start(conf, procs=procs)
+    for e in envs:
+        wait_mode(e, "redis", 10)
+    return envs
+
+
 @test("redis_two_servers", loops=LOOPS)
 @with_world
 def two_servers(env, w):
     rs = w.redis()
     # one process may win most accepts: room for every stream on one of them
     conf = dict(redis_conf(rs.port), heartbeat=30, max_streams_per_resource=200)
-    b = w.second_env("b")
-    envs = [env, b]
+    envs = two_servers_up(env, w, conf, 2)
+    b = envs[1]
     for e in envs:
-        e.start(conf, procs=2)
-    for e in envs:
-        wait_mode(e, "redis", 10)
         e.wait_log(r"SSE: Redis Pub/Sub enabled \(multi-server mode\)", count=2)
     plain = RespSub(rs.port, "sse:*")
     w.cleanups.append(plain.close)
@@ -133,12 +141,7 @@ def latency_1000(env, w):
         raise TestSkip("set SSE_REDIS_BENCH=1 to measure")
     rs = w.redis()
     conf = dict(redis_conf(rs.port), heartbeat=30, max_streams_per_resource=1000)
-    b = w.second_env("b")
-    envs = [env, b]
-    for e in envs:
-        e.start(conf, procs=2)
-    for e in envs:
-        wait_mode(e, "redis", 10)
+    envs = two_servers_up(env, w, conf, 2)
     streams = []
     for e in envs:
         got = e.open_streams(["bench"] * 500, keep_raw=False)
@@ -294,12 +297,8 @@ def flapping(env, w):
     rs = w.redis()
     conf = dict(redis_conf(rs.port, reconnect_min_ms=50, reconnect_max_ms=400,
                            connect_timeout_ms=500, publish_timeout_ms=500), heartbeat=30)
-    b = w.second_env("b")
-    envs = [env, b]
-    for e in envs:
-        e.start(conf, procs=1)
-    for e in envs:
-        wait_mode(e, "redis", 10)
+    envs = two_servers_up(env, w, conf, 1)
+    b = envs[1]
     streams = {0: [env.open_stream("flap") for _ in range(3)], 1: [b.open_stream("flap") for _ in range(3)]}
     rnd = random.Random(3)
     steps, up, toggles = 3000, True, 0
