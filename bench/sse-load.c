@@ -71,7 +71,7 @@ struct conn {
 	uint8_t chunk_state;
 	uint8_t has_data;
 	uint8_t established;
-	uint8_t busy;            /* publisher: a request is in flight */
+	uint8_t evmask_out;      /* EPOLLOUT is in the registered mask */
 	uint8_t keepalive;
 	uint8_t tries;
 	uint32_t res;
@@ -90,8 +90,18 @@ struct conn {
 	int status;
 	int64_t clen;            /* response body bytes still expected, -1 unknown */
 	uint32_t src;
-	char req[512];
-	uint32_t req_len, req_off;
+	uint32_t nflight;        /* requests written or queued, not yet answered */
+	uint32_t fq_head;        /* FIFO of in-flight requests (opt.pipeline slots) */
+	struct pubreq *fq;
+	char *out;               /* requests not yet written */
+	uint32_t out_len, out_off, out_cap;
+};
+
+/* One publish in flight on a connection (answers come back in order). */
+struct pubreq {
+	uint64_t t_sent;         /* when it was queued, for the answer latency */
+	uint32_t res;
+	uint32_t fanout;         /* streams of its resource when published */
 };
 
 struct res {
@@ -107,7 +117,8 @@ static struct {
 	const char *sub_path, *pub_path;
 	unsigned streams, resources, src_addrs, pub_conns, payload, inflight;
 	double rate, duration, drain, connect_timeout, settle;
-	unsigned max_ahead, res_offset;
+	unsigned max_ahead, res_offset, pipeline;
+	uint64_t window;
 	uint64_t count;
 	unsigned retries;          /* reopen a stream refused with 429/503 this often */
 	int hold, quiet;
@@ -117,7 +128,7 @@ static struct {
 	.sub_path = "/sse/r%u", .pub_path = "/publish/r%u",
 	.streams = 1000, .resources = 10, .src_addrs = 4, .pub_conns = 4,
 	.payload = 128, .inflight = 256, .rate = 100, .duration = 10,
-	.drain = 3, .connect_timeout = 120, .settle = 0.5, .max_ahead = 0,
+	.drain = 3, .connect_timeout = 120, .settle = 0.5, .max_ahead = 0, .pipeline = 1,
 };
 
 static int ep = -1;
@@ -125,7 +136,8 @@ static struct conn *conns;          /* streams, then publishers */
 static struct res *resv;
 static char *rbuf, *dbuf;
 static size_t dbuf_cap;
-static uint64_t hist[HIST_N];
+static uint64_t hist[HIST_N];     /* publish-to-event latency */
+static uint64_t phist[HIST_N];    /* publish request to its answer */
 static uint64_t t_now;
 
 static struct {
@@ -136,6 +148,10 @@ static struct {
 	uint64_t lat_n, lat_max;
 	uint64_t first_fail_errno;
 	uint64_t retried;
+	uint64_t pub_unanswered;  /* pipelined behind a "Connection: close" answer */
+	uint64_t deliv_sent;      /* publishes x streams of their resource (window) */
+	uint64_t deliv_recv;      /* events received on the right resource */
+	uint64_t plat_n, plat_max;
 } st;
 
 static uint32_t *retry_q;          /* streams to reopen, FIFO */
@@ -190,21 +206,33 @@ hist_val(unsigned idx)
 }
 
 static double
-hist_pct(double p)
+hist_pct_of(const uint64_t *h, uint64_t n, uint64_t max, double p)
 {
 	uint64_t want, acc = 0;
 
-	if (st.lat_n == 0)
+	if (n == 0)
 		return -1;
-	want = (uint64_t)(p / 100.0 * (double)st.lat_n);
-	if (want >= st.lat_n)
-		want = st.lat_n - 1;
+	want = (uint64_t)(p / 100.0 * (double)n);
+	if (want >= n)
+		want = n - 1;
 	for (unsigned i = 0; i < HIST_N; i++) {
-		acc += hist[i];
+		acc += h[i];
 		if (acc > want)
 			return (double)hist_val(i) / 1e6;
 	}
-	return (double)st.lat_max / 1e6;
+	return (double)max / 1e6;
+}
+
+static double
+hist_pct(double p)
+{
+	return hist_pct_of(hist, st.lat_n, st.lat_max, p);
+}
+
+static double
+phist_pct(double p)
+{
+	return hist_pct_of(phist, st.plat_n, st.plat_max, p);
 }
 
 static void
@@ -231,6 +259,7 @@ ep_set(struct conn *c, uint32_t events, int op)
 
 	if (epoll_ctl(ep, op, c->fd, &ev) < 0)
 		die("epoll_ctl: %s", strerror(errno));
+	c->evmask_out = (events & EPOLLOUT) != 0;
 }
 
 static void
@@ -393,6 +422,7 @@ dispatch(struct conn *c)
 		return;
 	}
 	resv[c->res].received++;
+	st.deliv_recv++;
 	lat = t_now > c->ev_t ? t_now - c->ev_t : 0;
 	hist[hist_idx(lat)]++;
 	st.lat_n++;
@@ -470,14 +500,17 @@ hex(int ch)
 	return -1;
 }
 
-/* Removes chunk framing from src, appending payload to dst.  Returns bytes
- * of payload, or -1 on bad framing; sets *eof on the last chunk. */
+/* Removes chunk framing from src, appending payload to dst (dst may be
+ * src: the payload never overtakes the framing).  Returns bytes of payload,
+ * or -1 on bad framing; sets *eof on the last chunk and *used to the bytes
+ * of src consumed. */
 static ssize_t
-dechunk(struct conn *c, const char *src, size_t n, char *dst, int *eof)
+dechunk(struct conn *c, const char *src, size_t n, char *dst, int *eof, size_t *used)
 {
 	const char *p = src, *end = src + n;
 	char *o = dst;
 
+	*used = n;
 	while (p < end) {
 		switch (c->chunk_state) {
 		case CH_SIZE:
@@ -503,6 +536,10 @@ dechunk(struct conn *c, const char *src, size_t n, char *dst, int *eof)
 			if (c->chunk_left == 0) {
 				c->chunk_state = CH_END;
 				*eof = 1;
+				/* the last chunk's trailing CRLF, when it is here */
+				if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+					p += 2;
+				*used = (size_t)(p - src);
 				return o - dst;
 			}
 			c->chunk_state = CH_DATA;
@@ -512,7 +549,7 @@ dechunk(struct conn *c, const char *src, size_t n, char *dst, int *eof)
 
 			if (k > c->chunk_left)
 				k = c->chunk_left;
-			memcpy(o, p, k);
+			memmove(o, p, k);
 			o += k;
 			p += k;
 			c->chunk_left -= (uint32_t)k;
@@ -533,6 +570,7 @@ dechunk(struct conn *c, const char *src, size_t n, char *dst, int *eof)
 			break;
 		case CH_END:
 			*eof = 1;
+			*used = (size_t)(p - src);
 			return o - dst;
 		}
 	}
@@ -609,12 +647,28 @@ head_parse(struct conn *c)
 }
 
 static void
-sub_body(struct conn *c, const char *p, size_t n)
+sub_body(struct conn *c, char *p, size_t n)
 {
-	size_t need = c->blen + n;
+	size_t need = c->blen + n, used;
 	ssize_t got;
 	int eof = 0;
 
+	if (c->blen == 0) {
+		/* no partial line kept: parse the read buffer where it is */
+		if (c->chunked) {
+			got = dechunk(c, p, n, p, &eof, &used);
+			if (got < 0) {
+				st.malformed++;
+				sub_fail(c, -2);
+				return;
+			}
+		} else
+			got = (ssize_t)n;
+		sse_feed(c, p, (size_t)got);
+		if (eof)
+			sub_fail(c, -1);
+		return;
+	}
 	if (need > dbuf_cap) {
 		while (dbuf_cap < need)
 			dbuf_cap *= 2;
@@ -624,7 +678,7 @@ sub_body(struct conn *c, const char *p, size_t n)
 	}
 	memcpy(dbuf, c->buf, c->blen);
 	if (c->chunked) {
-		got = dechunk(c, p, n, dbuf + c->blen, &eof);
+		got = dechunk(c, p, n, dbuf + c->blen, &eof, &used);
 		if (got < 0) {
 			st.malformed++;
 			sub_fail(c, -2);
@@ -702,11 +756,36 @@ sub_fail(struct conn *c, int status)
 /* ---- publisher ------------------------------------------------------------ */
 
 static void
+out_reserve(struct conn *c, size_t n)
+{
+	if (c->out_len + n <= c->out_cap)
+		return;
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	if (c->out_len + n > c->out_cap) {
+		uint32_t ncap = c->out_cap ? c->out_cap : 4096;
+
+		while (ncap < c->out_len + n)
+			ncap *= 2;
+		c->out = realloc(c->out, ncap);
+		if (c->out == NULL)
+			die("out of memory");
+		c->out_cap = ncap;
+	}
+}
+
+/* Appends one POST for resource r to c's output and to its FIFO of
+ * requests awaiting an answer. */
+static void
 pub_request(struct conn *c, uint32_t r, uint64_t seq, uint64_t t)
 {
 	char body[4096], path[256];
 	int bl, hl;
 	unsigned pad;
+	struct pubreq *q;
 
 	bl = snprintf(body, sizeof(body), "{\"s\":%" PRIu64 ",\"t\":%" PRIu64 ",\"r\":%u,\"p\":\"",
 	    seq, t, r + opt.res_offset);
@@ -718,81 +797,88 @@ pub_request(struct conn *c, uint32_t r, uint64_t seq, uint64_t t)
 	body[bl++] = '"';
 	body[bl++] = '}';
 	snprintf(path, sizeof(path), opt.pub_path, r + opt.res_offset);
-	hl = snprintf(c->req, sizeof(c->req),
+	out_reserve(c, 512 + (size_t)bl);
+	hl = snprintf(c->out + c->out_len, 512,
 	    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %d\r\n\r\n", path, opt.host, bl);
-	if (hl + bl > (int)sizeof(c->req))
-		die("payload too large");
-	memcpy(c->req + hl, body, (size_t)bl);
-	c->req_len = (uint32_t)(hl + bl);
-	c->req_off = 0;
-	c->busy = 1;
-	c->status = 0;
-	c->blen = 0;
-	c->state = C_HEAD;
+	if (hl >= 512)
+		die("request head too large");
+	memcpy(c->out + c->out_len + hl, body, (size_t)bl);
+	c->out_len += (uint32_t)(hl + bl);
+	q = &c->fq[(c->fq_head + c->nflight) % opt.pipeline];
+	q->t_sent = t_now;
+	q->res = r;
+	q->fanout = resv[r].nstreams;
+	c->nflight++;
+	st.deliv_sent += q->fanout;
 }
+
+static void pub_broken(struct conn *c);
 
 static void
 pub_write(struct conn *c)
 {
-	while (c->req_off < c->req_len) {
-		ssize_t w = write(c->fd, c->req + c->req_off, c->req_len - c->req_off);
+	while (c->out_off < c->out_len) {
+		ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 
 		if (w < 0) {
 			if (errno == EAGAIN) {
-				ep_set(c, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+				if (!c->evmask_out)
+					ep_set(c, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
 				return;
 			}
 			pub_broken(c);
 			return;
 		}
-		c->req_off += (uint32_t)w;
+		c->out_off += (uint32_t)w;
 	}
-	ep_set(c, EPOLLIN, EPOLL_CTL_MOD);
+	c->out_off = c->out_len = 0;
+	if (c->evmask_out)
+		ep_set(c, EPOLLIN, EPOLL_CTL_MOD);
 }
 
+/* The requests still in c's FIFO will get no answer: counted as errors
+ * (broken connection) or as unanswered (the server said it closes). */
 static void
-pub_input(struct conn *c, char *p, size_t n)
+pub_forget(struct conn *c, uint64_t *counter)
 {
-	if (!c->busy) {
-		pub_broken(c);           /* unsolicited bytes */
-		return;
-	}
-	buf_append(c, p, n);
-	if (c->state == C_HEAD) {
-		size_t hl = head_parse(c);
+	while (c->nflight > 0) {
+		struct pubreq *q = &c->fq[c->fq_head];
 
-		if (hl == 0)
-			return;
-		memmove(c->buf, c->buf + hl, c->blen - hl);
-		c->blen -= (uint32_t)hl;
-		c->state = C_BODY;
+		st.deliv_sent -= q->fanout;
+		(*counter)++;
+		c->fq_head = (c->fq_head + 1) % opt.pipeline;
+		c->nflight--;
 	}
-	if (c->chunked) {
-		/* the body ends with the zero chunk: "0\r\n\r\n" */
-		if (c->blen >= 5 && memcmp(c->buf + c->blen - 5, "0\r\n\r\n", 5) == 0)
-			pub_done(c);
-	} else if (c->clen >= 0) {
-		if ((int64_t)c->blen >= c->clen)
-			pub_done(c);
-	}
+	c->fq_head = 0;
+	c->out_off = c->out_len = 0;
 }
 
 static void
 pub_done(struct conn *c)
 {
-	c->busy = 0;
-	c->blen = 0;
-	c->state = C_IDLE;
+	struct pubreq *q = &c->fq[c->fq_head];
+	uint64_t lat = t_now > q->t_sent ? t_now - q->t_sent : 0;
+
+	c->fq_head = (c->fq_head + 1) % opt.pipeline;
+	c->nflight--;
+	phist[hist_idx(lat)]++;
+	st.plat_n++;
+	if (lat > st.plat_max)
+		st.plat_max = lat;
 	if (c->status >= 200 && c->status < 300) {
 		st.pub_ok++;
-		resv[c->res].ok++;
+		resv[q->res].ok++;
 	} else {
 		st.pub_err++;
+		st.deliv_sent -= q->fanout;
 		if (st.pub_err <= 3)
 			fprintf(stderr, "sse-load: publish answered %d\n", c->status);
 	}
+	c->state = C_HEAD;
 	if (!c->keepalive) {
+		/* the server processes nothing pipelined behind this answer */
+		pub_forget(c, &st.pub_unanswered);
 		conn_close(c);
 		c->state = C_IDLE;
 	}
@@ -801,20 +887,83 @@ pub_done(struct conn *c)
 static void
 pub_broken(struct conn *c)
 {
-	if (c->busy) {
-		st.pub_err++;
-		c->busy = 0;
-	}
+	pub_forget(c, &st.pub_err);
 	st.pub_reconnects++;
 	if (c->fd >= 0)
 		conn_close(c);
 	c->state = C_IDLE;
 }
 
+/* Parses every complete answer in what arrived (pipelined answers come
+ * back to back, in request order). */
+static void
+pub_input(struct conn *c, char *p, size_t n)
+{
+	size_t off = 0;
+
+	if (c->nflight == 0) {
+		pub_broken(c);           /* unsolicited bytes */
+		return;
+	}
+	buf_append(c, p, n);
+	while (c->fd >= 0 && c->nflight > 0 && off < c->blen) {
+		if (c->state != C_BODY) {
+			char *e = memmem(c->buf + off, c->blen - off, "\r\n\r\n", 4);
+			size_t hl;
+
+			if (e == NULL)
+				break;
+			/* head_parse works on c->buf: shift the consumed part out first */
+			if (off > 0) {
+				memmove(c->buf, c->buf + off, c->blen - off);
+				c->blen -= (uint32_t)off;
+				off = 0;
+			}
+			hl = head_parse(c);
+			off = hl;
+			c->state = C_BODY;
+		}
+		if (c->chunked) {
+			size_t used;
+			int eof = 0;
+
+			if (dechunk(c, c->buf + off, c->blen - off, dbuf, &eof, &used) < 0) {
+				pub_broken(c);
+				return;
+			}
+			off += used;
+			if (!eof)
+				break;
+			pub_done(c);
+		} else if (c->clen >= 0) {
+			if ((int64_t)(c->blen - off) < c->clen) {
+				/* wait for the rest of the body */
+				if (off > 0) {
+					memmove(c->buf, c->buf + off, c->blen - off);
+					c->blen -= (uint32_t)off;
+				}
+				return;
+			}
+			off += (size_t)c->clen;
+			pub_done(c);
+		} else
+			break;               /* close-delimited: ends with EOF */
+	}
+	if (c->fd < 0)
+		return;
+	if (off >= c->blen)
+		c->blen = 0;
+	else if (off > 0) {
+		memmove(c->buf, c->buf + off, c->blen - off);
+		c->blen -= (uint32_t)off;
+	}
+}
+
 /* ---- loop ----------------------------------------------------------------- */
 
 static uint64_t pub_issued;        /* publishes scheduled so far */
 static unsigned rr;                /* next resource */
+static unsigned pub_rr;            /* publisher connection served first */
 
 static int
 res_blocked(uint32_t r)
@@ -826,10 +975,22 @@ res_blocked(uint32_t r)
 	return x->sent * x->nstreams > x->received + (uint64_t)opt.max_ahead * x->nstreams;
 }
 
+/* --window: no publish while this many deliveries (publishes x streams of
+ * their resource) are still on their way over all streams. */
+static int
+window_blocked(void)
+{
+	return opt.window && st.deliv_sent > st.deliv_recv &&
+	    st.deliv_sent - st.deliv_recv >= opt.window;
+}
+
+/* Hands out due publishes one per connection in turn (so the window or
+ * the rate is shared evenly), up to --pipeline in flight on each, then
+ * writes each connection's new requests with one write. */
 static void
 pump(void)
 {
-	unsigned np = opt.pub_conns;
+	unsigned np = opt.pub_conns, added;
 	uint64_t due;
 
 	if (phase_publish != 1)
@@ -844,28 +1005,39 @@ pump(void)
 		due = UINT64_MAX;
 	if (opt.count && due > opt.count)
 		due = opt.count;
-	for (unsigned i = 0; i < np && pub_issued < due; i++) {
+	for (unsigned i = 0; i < np; i++) {
 		struct conn *c = &conns[opt.streams + i];
-		uint32_t r = rr;
-		uint64_t t;
 
-		if (c->busy || c->state == C_CONNECTING)
-			continue;
-		if (c->fd < 0) {
-			if (conn_open(c) < 0)
-				die("publisher connect: %s", strerror(errno));
-			continue;
+		if (c->fd < 0 && c->state != C_CONNECTING && conn_open(c) < 0)
+			die("publisher connect: %s", strerror(errno));
+	}
+	do {
+		added = 0;
+		for (unsigned k = 0; k < np && pub_issued < due; k++) {
+			struct conn *c = &conns[opt.streams + (pub_rr + k) % np];
+			uint32_t r = rr;
+			uint64_t t;
+
+			if (c->fd < 0 || c->state == C_CONNECTING || c->nflight >= opt.pipeline)
+				continue;
+			if (res_blocked(r) || window_blocked())
+				goto write;
+			t = opt.rate > 0 ? pub_t0 + (uint64_t)((double)pub_issued * 1e9 / opt.rate) : t_now;
+			rr = (rr + 1) % opt.resources;
+			resv[r].sent++;
+			pub_request(c, r, ++resv[r].next_seq, t);
+			pub_issued++;
+			st.pub_sent++;
+			added++;
 		}
-		if (res_blocked(r))
-			break;
-		t = opt.rate > 0 ? pub_t0 + (uint64_t)((double)pub_issued * 1e9 / opt.rate) : t_now;
-		rr = (rr + 1) % opt.resources;
-		c->res = r;
-		resv[r].sent++;
-		pub_request(c, r, ++resv[r].next_seq, t);
-		pub_issued++;
-		st.pub_sent++;
-		pub_write(c);
+		pub_rr = (pub_rr + 1) % np;
+	} while (added > 0 && pub_issued < due);
+write:
+	for (unsigned i = 0; i < np; i++) {
+		struct conn *c = &conns[opt.streams + i];
+
+		if (c->fd >= 0 && c->state != C_CONNECTING && c->out_len > c->out_off && !c->evmask_out)
+			pub_write(c);
 	}
 }
 
@@ -905,7 +1077,7 @@ on_event(struct conn *c, uint32_t events)
 		}
 		return;
 	}
-	if (c->kind == K_PUB && (events & EPOLLOUT) && c->busy) {
+	if (c->kind == K_PUB && (events & EPOLLOUT)) {
 		pub_write(c);
 		if (c->fd < 0)
 			return;
@@ -955,6 +1127,9 @@ usage(void)
 	    "  --max-ahead K                with --rate 0: at most K undelivered messages per stream\n"
 	    "  --duration S --drain S       publish time, wait for stragglers (10, 3)\n"
 	    "  --pub-conns N --payload B    keep-alive publishers, payload bytes (4, 128)\n"
+	    "  --pipeline P                 at most P requests in flight on each publisher (1)\n"
+	    "  --window W                   publish only while < W deliveries (publishes x streams)\n"
+	    "                               are outstanding over all streams (0 = no limit)\n"
 	    "  --settle S                   pause between all-connected and publishing (0.5)\n"
 	    "  --hold                       print {\"ready\":..} and wait for a stdin line first\n"
 	    "  --label S                    copied into the result\n");
@@ -971,7 +1146,8 @@ parse_args(int argc, char **argv)
 		{ "max-ahead", 1, 0, 'k' }, { "duration", 1, 0, 'd' }, { "drain", 1, 0, 'D' },
 		{ "pub-conns", 1, 0, 'c' }, { "payload", 1, 0, 'b' }, { "settle", 1, 0, 'S' },
 		{ "hold", 0, 0, 'h' }, { "label", 1, 0, 'l' }, { "connect-timeout", 1, 0, 'T' },
-		{ "quiet", 0, 0, 'q' }, { "pub-port", 1, 0, 'o' }, { "res-offset", 1, 0, 'O' }, { "count", 1, 0, 'C' }, { "retries", 1, 0, 'y' }, { 0, 0, 0, 0 }
+		{ "quiet", 0, 0, 'q' }, { "pub-port", 1, 0, 'o' }, { "res-offset", 1, 0, 'O' }, { "count", 1, 0, 'C' }, { "retries", 1, 0, 'y' },
+		{ "pipeline", 1, 0, 'L' }, { "window", 1, 0, 'W' }, { 0, 0, 0, 0 }
 	};
 	int ch;
 
@@ -999,12 +1175,15 @@ parse_args(int argc, char **argv)
 		case 'o': opt.pub_port = atoi(optarg); break;
 		case 'y': opt.retries = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'C': opt.count = strtoull(optarg, NULL, 10); break;
+		case 'L': opt.pipeline = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'W': opt.window = strtoull(optarg, NULL, 10); break;
 		case 'O': opt.res_offset = (unsigned)strtoul(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
 	if (opt.resources == 0 || opt.src_addrs == 0 || opt.src_addrs > 250 || opt.inflight == 0 ||
-	    opt.pub_conns == 0 || opt.payload < 64 || opt.payload > 3500)
+	    opt.pub_conns == 0 || opt.payload < 64 || opt.payload > 3500 || opt.pipeline == 0 ||
+	    opt.pipeline > 4096)
 		usage();
 }
 
@@ -1068,6 +1247,8 @@ main(int argc, char **argv)
 		conns[i].kind = i < opt.streams ? K_SUB : K_PUB;
 		conns[i].res = i < opt.streams ? i % opt.resources : 0;
 		conns[i].src = i % opt.src_addrs;
+		if (i >= opt.streams && (conns[i].fq = calloc(opt.pipeline, sizeof(struct pubreq))) == NULL)
+			die("out of memory");
 	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	tick.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -1141,7 +1322,7 @@ main(int argc, char **argv)
 				last_events = st.events;
 			}
 			for (unsigned i = 0; i < opt.pub_conns; i++)
-				busy |= conns[opt.streams + i].busy;
+				busy |= conns[opt.streams + i].nflight > 0;
 			expected = 0;
 			for (unsigned r = 0; r < opt.resources; r++)
 				expected += resv[r].ok * resv[r].nstreams;
@@ -1215,7 +1396,8 @@ main(int argc, char **argv)
 		    ",\"retried\":%" PRIu64 ",\"early_eof\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"first_errno\":\"%s\""
 		    ",\"connect_s\":%.3f,\"rate\":%.1f,\"duration_s\":%.3f"
 		    ",\"pub_sent\":%" PRIu64 ",\"pub_ok\":%" PRIu64 ",\"pub_err\":%" PRIu64
-		    ",\"pub_reconnects\":%" PRIu64 ",\"publish_per_s\":%.1f"
+		    ",\"pub_reconnects\":%" PRIu64 ",\"pub_unanswered\":%" PRIu64 ",\"publish_per_s\":%.1f"
+		    ",\"pub_lat_p50_ms\":%.3f,\"pub_lat_p99_ms\":%.3f,\"pipeline\":%u,\"window\":%" PRIu64
 		    ",\"events\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64
 		    ",\"dup\":%" PRIu64 ",\"old\":%" PRIu64 ",\"misrouted\":%" PRIu64
 		    ",\"malformed\":%" PRIu64 ",\"comments\":%" PRIu64
@@ -1227,8 +1409,9 @@ main(int argc, char **argv)
 		    st.retried, st.early_eof, st.failed_conn,
 		    st.first_fail_errno ? strerror((int)st.first_fail_errno) : "",
 		    (double)(t_conn_done - t_start) / 1e9, opt.rate, pub_wall,
-		    st.pub_sent, st.pub_ok, st.pub_err, st.pub_reconnects,
+		    st.pub_sent, st.pub_ok, st.pub_err, st.pub_reconnects, st.pub_unanswered,
 		    pub_wall > 0 ? (double)st.pub_ok / pub_wall : 0.0,
+		    phist_pct(50), phist_pct(99), opt.pipeline, opt.window,
 		    st.events, expected, lost, st.dup, st.old, st.misrouted, st.malformed, st.comments,
 		    pub_wall > 0 ? (double)st.win_events / pub_wall : 0.0,
 		    hist_pct(50), hist_pct(90), hist_pct(99), hist_pct(99.9), (double)st.lat_max / 1e6,
