@@ -44,10 +44,12 @@ enum stream_flag {
 	STREAM_CLOSING = 2,   /* end queued: close once the queue has drained */
 	STREAM_DIRTY = 4,     /* on the server's flush list */
 	STREAM_DEAD = 8,      /* to be closed at the next flush (overflow, error, EOF) */
+	STREAM_BLOCKED = 16,  /* waiting for EV_WRITE: do not flush before it */
+	STREAM_PENDING = 32,  /* a publish it made awaits the hub's answer */
 };
 
 struct stream {
-	void *owner;          /* the server, for callbacks that only get the stream */
+	void *owner;          /* the layer that holds it (out.c), for callbacks */
 	int fd;
 	uint16_t id;          /* FastCGI request id */
 	uint8_t flags;
