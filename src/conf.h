@@ -34,8 +34,8 @@
  * Not thread-safe (neither is libconfuse's lexer): load at start-up or from
  * the main loop on SIGHUP.
  */
-#ifndef CONF_H
-#define CONF_H
+#ifndef SSE_CONF_H
+#define SSE_CONF_H
 
 #include <stddef.h>
 

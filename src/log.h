@@ -25,8 +25,8 @@
  * Not thread-safe and not async-signal-safe: call from the main loop (a SIGHUP
  * handler sets a flag; the loop calls log_open()).
  */
-#ifndef LOG_H
-#define LOG_H
+#ifndef SSE_LOG_H
+#define SSE_LOG_H
 
 /* Longest line written to stderr or a file, newline included. Below PIPE_BUF,
  * so a line to a pipe (a supervisor's stderr) is atomic too. */

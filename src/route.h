@@ -26,8 +26,8 @@
  * guessing which one the publisher meant. Every other parameter is ignored,
  * and on the other routes the whole query is ignored (event is left NULL).
  */
-#ifndef ROUTE_H
-#define ROUTE_H
+#ifndef SSE_ROUTE_H
+#define SSE_ROUTE_H
 
 #include <stddef.h>
 

@@ -29,8 +29,8 @@
  * do); should one slip through, the name is cut at its first CR or LF, so it
  * can never start a line of its own. NUL bytes are passed through untouched.
  */
-#ifndef SSE_H
-#define SSE_H
+#ifndef SSE_SSE_H
+#define SSE_SSE_H
 
 #include <stddef.h>
 
