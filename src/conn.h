@@ -5,8 +5,13 @@
  * fcgi_head_scan() until the whole request (BEGIN_REQUEST, PARAMS, STDIN) is in, and only
  * then does libfcgi decode it (fcgi_request_parse). The descriptor then goes to the
  * owner through on_request and the connection's buffer is freed, so an idle event
- * stream costs nothing here. A head that does not arrive within REQUEST_TIMEOUT_MS, or
- * that passes the size limit, is closed.
+ * stream costs nothing here. A head that does not arrive within CONN_REQUEST_TIMEOUT_MS,
+ * or whose bytes (records cut out by the scanner included) pass max_message_bytes +
+ * CONN_HEAD_ROOM, is closed.
+ *
+ * Work per wake-up is bounded (CONN_WAKE_BYTES), as redis reads a client's query once
+ * per readable event: a peer that streams records without end cannot keep the loop
+ * from its timers and other descriptors.
  */
 #ifndef SSE_CONN_H
 #define SSE_CONN_H
@@ -18,6 +23,7 @@
 
 #define CONN_REQUEST_TIMEOUT_MS 10000   /* a request head must arrive within this */
 #define CONN_HEAD_ROOM (64 * 1024)      /* params and record headers besides the body */
+#define CONN_WAKE_BYTES (64 * 1024)     /* read per readiness event, at most */
 
 struct ev_loop;
 struct conf;
