@@ -14,7 +14,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fcgi_record.h"
 #include "log.h"
+#include "route.h"
+#include "sse.h"
 
 #define FILE_MAX        (1024 * 1024)   /* a config file is a few KB */
 #define ECHO_MAX        40              /* bytes of a bad value quoted back */
@@ -75,6 +78,8 @@ static const struct key keys[] = {
     T_INT(retry, 1, 3600000),
     T_INT(max_message_bytes, 1, 16 * 1024 * 1024),
     T_INT(stream_queue_bytes, 4096, 1024 * 1024 * 1024),
+    T_INT(stream_queue_soft_bytes, 0, 1024 * 1024 * 1024),
+    T_INT(stream_queue_soft_seconds, 1, 3600),
     T_STR(publish_token, SR_TOKEN),
     T_STR(cors_origin, SR_HEADER),
     T_STR(log_file, SR_ANY),
@@ -511,7 +516,9 @@ void conf_init(struct conf *c)
     c->heartbeat = 15;
     c->retry = 3000;
     c->max_message_bytes = 65536;
-    c->stream_queue_bytes = 262144;
+    c->stream_queue_bytes = 1048576;
+    c->stream_queue_soft_bytes = 262144;
+    c->stream_queue_soft_seconds = 10;
     c->log_level = xstrdup("info");
     c->redis.port = 6379;
     c->redis.channel_prefix = xstrdup("sse:");
@@ -560,6 +567,13 @@ static int conf_dup(struct conf *dst, const struct conf *src)
         return -1;
     }
     return 0;
+}
+
+size_t conf_message_bytes_max(int max_message_bytes)
+{
+    size_t n = max_message_bytes > 0 ? (size_t)max_message_bytes : 0;
+
+    return fcgi_stdout_size(sse_event_size_max(n, ROUTE_NAME_MAX));
 }
 
 int conf_redis_is_configured(const struct conf *c)
@@ -704,10 +718,18 @@ static int validate(struct load *ld, struct conf *c)
                     "subscribe_prefix and publish_prefix must differ");
         return -1;
     }
-    if (c->stream_queue_bytes < c->max_message_bytes) {
+    if ((size_t)c->stream_queue_bytes < conf_message_bytes_max(c->max_message_bytes)) {
         cross_error(ld, KEY("stream_queue_bytes"), KEY("max_message_bytes"),
-                    "stream_queue_bytes (%d) must be at least max_message_bytes (%d)",
-                    c->stream_queue_bytes, c->max_message_bytes);
+                    "stream_queue_bytes (%d) must hold the largest encoded message, "
+                    "%zu bytes for max_message_bytes %d",
+                    c->stream_queue_bytes, conf_message_bytes_max(c->max_message_bytes),
+                    c->max_message_bytes);
+        return -1;
+    }
+    if (c->stream_queue_soft_bytes > c->stream_queue_bytes) {
+        cross_error(ld, KEY("stream_queue_soft_bytes"), KEY("stream_queue_bytes"),
+                    "stream_queue_soft_bytes (%d) must not exceed stream_queue_bytes (%d)",
+                    c->stream_queue_soft_bytes, c->stream_queue_bytes);
         return -1;
     }
     if (c->redis.reconnect_min_ms > c->redis.reconnect_max_ms) {

@@ -69,7 +69,10 @@ struct conf {
     int heartbeat;                 /* seconds, 1..3600, default 15 */
     int retry;                     /* ms in `retry:` lines, 1..3600000, default 3000 */
     int max_message_bytes;         /* 65536, 1..16 MiB */
-    int stream_queue_bytes;        /* 262144, >= 4096 and >= max_message_bytes */
+    int stream_queue_bytes;        /* 1048576: hard limit on what a non-reading stream
+                                    * holds; >= the largest encoded message */
+    int stream_queue_soft_bytes;   /* 262144: soft limit, 0 = none; <= stream_queue_bytes */
+    int stream_queue_soft_seconds; /* 10: time a stream may stay over the soft limit */
     char *publish_token;           /* NULL = no auth; else 16..4096 visible ASCII bytes */
     char *cors_origin;             /* NULL = no Access-Control-Allow-Origin header */
     char *log_file;                /* NULL = stderr */
@@ -96,7 +99,8 @@ void conf_release(struct conf *c);
  *   publish_token: unset, or 16..4096 bytes of visible ASCII;
  *   set strings are never empty (comment the line out to unset a key);
  *   redis.host and redis.socket not both; reconnect_min_ms <= reconnect_max_ms;
- *   stream_queue_bytes >= max_message_bytes (one message must fit a queue).
+ *   stream_queue_bytes >= conf_message_bytes_max() (the largest message, encoded,
+ *   fits a queue); stream_queue_soft_bytes <= stream_queue_bytes.
  * 0 on success, c->file set to a copy of path. -1 on error with one line in
  * err (errlen > 0) and c left exactly as it was.
  */
@@ -110,6 +114,13 @@ int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
  * unchanged (e.g. "REDIS_PORT: must be an integer between 1 and 65535, not \"abc\"").
  */
 int conf_apply_env(struct conf *c, char *err, size_t errlen);
+
+/*
+ * Bytes one message of max_message_bytes can take on a stream in the worst case: SSE
+ * framing of a payload made of line breaks (6 bytes each, "data:\n"), the longest event
+ * name, and FastCGI record headers.
+ */
+size_t conf_message_bytes_max(int max_message_bytes);
 
 /* 1 if Redis is configured (redis.host or redis.socket set), else 0. */
 int conf_redis_is_configured(const struct conf *c);

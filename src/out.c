@@ -137,20 +137,50 @@ stream_finalize(struct out *out, struct stream *s)
 	out->on_release(out->arg);
 }
 
+/*
+ * A stream is closed for its queue only when its client is not reading: when a write
+ * attempt could not move everything (STREAM_BLOCKED) and what it holds passes the hard
+ * limit, or has stayed over the soft limit for soft_seconds. A stream whose socket took
+ * the last flush takes any burst (several large events in one turn) and is only judged
+ * once a write has been tried, as redis judges a client's output buffer.
+ */
+static int
+limits_check(struct out *out, struct stream *s)
+{
+	const struct conf *c = out->conf;
+	struct stream_limits lim = {
+		(size_t)c->stream_queue_bytes, (size_t)c->stream_queue_soft_bytes,
+		(uint32_t)c->stream_queue_soft_seconds
+	};
+
+	return stream_limits_check(s, &lim, (uint32_t)(ev_now_ms(out->loop) / 1000));
+}
+
+static int
+over_limit(struct out *out, struct stream *s)
+{
+	int r = limits_check(out, s);
+
+	if (r == 0)
+		return 0;
+	out->dropped_slow++;
+	log_info("stream on %s stalled with %zu bytes queued (%s), closing it",
+	    registry_node_name(&s->node), stream_held(s),
+	    r == 1 ? "over stream_queue_bytes" : "over stream_queue_soft_bytes too long");
+	return 1;
+}
+
 int
 out_stream_push(struct out *out, struct stream *s, struct msg *m)
 {
-	size_t limit = s->flags & STREAM_SSE ? (size_t)out->conf->stream_queue_bytes : SIZE_MAX;
-
-	if (stream_queue(s, m, limit) == -1) {
-		if (errno == ENOBUFS) {
-			out->dropped_slow++;
-			log_info("stream on %s stalled with %u bytes queued, closing it",
-			    registry_node_name(&s->node), s->queued);
-		} else {
-			log_warn("out of memory queuing on %s, closing the stream",
-			    registry_node_name(&s->node));
-		}
+	if (stream_queue(s, m) == -1) {
+		log_warn("out of memory queuing on %s, closing the stream",
+		    registry_node_name(&s->node));
+		out_stream_kill(out, s);
+		return -1;
+	}
+	if ((s->flags & (STREAM_BLOCKED | STREAM_SSE)) == (STREAM_BLOCKED | STREAM_SSE) &&
+	    over_limit(out, s)) {
 		out_stream_kill(out, s);
 		return -1;
 	}
@@ -180,8 +210,13 @@ flush_one(struct out *out, struct stream *s)
 			s->flags |= STREAM_BLOCKED;
 			ev_io_set(out->loop, s->fd, EV_READ | EV_WRITE);
 		}
+		/* only starts or stops the soft clock: the verdict waits for the next
+		 * message, so a client that reads between two is never judged */
+		if (s->flags & STREAM_SSE)
+			(void)limits_check(out, s);
 		return;
 	}
+	s->flags &= (uint8_t)~STREAM_OVER_SOFT;
 	if (s->flags & STREAM_CLOSING) {
 		out_stream_kill(out, s);
 		return;

@@ -89,6 +89,12 @@ size_t sse_event_size(const char *event, size_t event_len, const char *data, siz
     return n + 1;
 }
 
+size_t sse_event_size_max(size_t data_len, size_t event_len)
+{
+    /* every byte a break: data_len + 1 empty pieces */
+    return (event_len ? EVENT_PREFIX_LEN + event_len + 1 : 0) + (data_len + 1) * DATA_EMPTY_LEN + 1;
+}
+
 size_t sse_event_encode(char *out, const char *event, size_t event_len, const char *data, size_t data_len)
 {
     struct scan s;

@@ -45,6 +45,12 @@
 size_t sse_event_size(const char *event, size_t event_len, const char *data, size_t data_len);
 
 /*
+ * The most sse_event_size() can return for any payload of data_len bytes and an event
+ * name of event_len bytes: a payload made only of line breaks (each one "data:\n").
+ */
+size_t sse_event_size_max(size_t data_len, size_t event_len);
+
+/*
  * Writes the framed event into out, which must hold sse_event_size() bytes of
  * the same arguments; no NUL terminator is written. Returns the number of
  * bytes written, always equal to sse_event_size(). out must not overlap the

@@ -94,6 +94,8 @@ static void assert_conf_equal(const struct conf *a, const struct conf *b)
     assert_int_equal(a->retry, b->retry);
     assert_int_equal(a->max_message_bytes, b->max_message_bytes);
     assert_int_equal(a->stream_queue_bytes, b->stream_queue_bytes);
+    assert_int_equal(a->stream_queue_soft_bytes, b->stream_queue_soft_bytes);
+    assert_int_equal(a->stream_queue_soft_seconds, b->stream_queue_soft_seconds);
     str_eq(a->publish_token, b->publish_token);
     str_eq(a->cors_origin, b->cors_origin);
     str_eq(a->log_file, b->log_file);
@@ -128,7 +130,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.heartbeat, 15);
     assert_int_equal(c.retry, 3000);
     assert_int_equal(c.max_message_bytes, 65536);
-    assert_int_equal(c.stream_queue_bytes, 262144);
+    assert_int_equal(c.stream_queue_bytes, 1048576);
+    assert_int_equal(c.stream_queue_soft_bytes, 262144);
+    assert_int_equal(c.stream_queue_soft_seconds, 10);
     assert_null(c.publish_token);
     assert_null(c.cors_origin);
     assert_null(c.log_file);
@@ -198,7 +202,9 @@ static void test_every_key(void **state)
         "heartbeat = 30\n"
         "retry = 10000\n"
         "max_message_bytes = 1024\n"
-        "stream_queue_bytes = 4096\n"
+        "stream_queue_bytes = 8192\n"
+        "stream_queue_soft_bytes = 0\n"
+        "stream_queue_soft_seconds = 60\n"
         "publish_token = \"0123456789abcdef\"\n"
         "cors_origin = \"https://app.example.com\"\n"
         "log_file = \"/var/log/sse.log\"\n"
@@ -225,7 +231,9 @@ static void test_every_key(void **state)
     assert_int_equal(c.heartbeat, 30);
     assert_int_equal(c.retry, 10000);
     assert_int_equal(c.max_message_bytes, 1024);
-    assert_int_equal(c.stream_queue_bytes, 4096);
+    assert_int_equal(c.stream_queue_bytes, 8192);
+    assert_int_equal(c.stream_queue_soft_bytes, 0);
+    assert_int_equal(c.stream_queue_soft_seconds, 60);
     assert_string_equal(c.publish_token, "0123456789abcdef");
     assert_string_equal(c.cors_origin, "https://app.example.com");
     assert_string_equal(c.log_file, "/var/log/sse.log");
@@ -343,7 +351,14 @@ static const struct bad bads[] = {
     { "reconnect min > max", "redis {\n reconnect_max_ms = 50\n}\n", 2, "redis.reconnect_max_ms",
       "must not exceed" },
     { "queue below message", "max_message_bytes = 300000\n", 1, "max_message_bytes",
-      "stream_queue_bytes (262144) must be at least max_message_bytes (300000)" },
+      "stream_queue_bytes (1048576) must hold the largest encoded message, 1800367 bytes "
+      "for max_message_bytes 300000" },
+    { "queue below encoded message", "max_message_bytes = 65536\nstream_queue_bytes = 262144\n",
+      2, "stream_queue_bytes", "must hold the largest encoded message, 393415 bytes" },
+    { "soft over hard", "stream_queue_soft_bytes = 2000000\n", 1, "stream_queue_soft_bytes",
+      "must not exceed stream_queue_bytes (1048576)" },
+    { "soft seconds 0", "stream_queue_soft_seconds = 0\n", 1, "stream_queue_soft_seconds",
+      "must be between 1 and 3600" },
     { "duplicate key", "heartbeat = 5\n\nheartbeat = 6\n", 3, "heartbeat",
       "given twice (first on line 1)" },
     { "missing closing brace", "# c\nredis {\n  port = 1\n\nheartbeat = 5\n", 2, "redis",

@@ -323,6 +323,31 @@ static void test_large(void **state)
     free(data);
 }
 
+/* The bound the config check relies on: no payload of n bytes encodes larger, and a
+ * payload of line breaks reaches it. */
+static void test_size_max(void **state)
+{
+    static char data[4096];
+    static const char *const fills = "\n\r x";
+    const char *ev = "queue_update";
+    unsigned seed = 3;
+    size_t n, i;
+
+    (void)state;
+    memset(data, '\n', sizeof data);
+    assert_int_equal(sse_event_size(NULL, 0, data, 4096), sse_event_size_max(4096, 0));
+    assert_int_equal(sse_event_size(ev, 12, data, 4096), sse_event_size_max(4096, 12));
+    memset(data, '\r', sizeof data);
+    assert_int_equal(sse_event_size(ev, 12, data, 100), sse_event_size_max(100, 12));
+    assert_int_equal(sse_event_size_max(65536, 0), 393223);   /* ~384 KiB from 64 KiB */
+    for (int k = 0; k < 2000; k++) {
+        n = (size_t)rand_r(&seed) % sizeof data;
+        for (i = 0; i < n; i++)
+            data[i] = fills[rand_r(&seed) % 4];
+        assert_true(sse_event_size(ev, 12, data, n) <= sse_event_size_max(n, 12));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_browser_view),
         cmocka_unit_test(test_random_payloads),
         cmocka_unit_test(test_large),
+        cmocka_unit_test(test_size_max),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
