@@ -211,6 +211,7 @@ conn_pool_add(struct conn_pool *p, int fd)
 
 	if (c == NULL)
 		goto fail;
+	ev_timer_init(&c->timer, on_conn_timeout, c);
 	c->pool = p;
 	c->fd = fd;
 	c->cap = 2048;
@@ -218,10 +219,14 @@ conn_pool_add(struct conn_pool *p, int fd)
 	if (c->buf == NULL)
 		goto fail;
 	fcgi_head_scan_init(&c->scan);
+	/* a connection without its timeout could hold a descriptor for ever */
+	if (ev_timer_start(p->loop, &c->timer, CONN_REQUEST_TIMEOUT_MS) == -1) {
+		log_warn("cannot arm a request timeout (%s), closing the connection",
+		    strerror(errno));
+		goto fail;
+	}
 	if (ev_io_add(p->loop, fd, EV_READ, on_conn_io, c) == -1)
 		goto fail;
-	ev_timer_init(&c->timer, on_conn_timeout, c);
-	ev_timer_start(p->loop, &c->timer, CONN_REQUEST_TIMEOUT_MS);
 	c->next = p->head;
 	if (p->head != NULL)
 		p->head->prev = c;
@@ -236,8 +241,10 @@ conn_pool_add(struct conn_pool *p, int fd)
 	return 0;
 
 fail:
-	if (c != NULL)
+	if (c != NULL) {
+		ev_timer_stop(p->loop, &c->timer);
 		free(c->buf);
+	}
 	free(c);
 	close(fd);
 	p->on_close(p->arg);

@@ -30,6 +30,7 @@ struct out {
 	size_t nstreams;
 	unsigned long long dropped_slow;
 	struct ev_timer flush_timer, heartbeat_timer;
+	int heartbeat_lost;   /* the heartbeat timer could not be re-armed */
 	struct msg *hb_msg;
 };
 
@@ -44,8 +45,12 @@ mark_dirty(struct out *out, struct stream *s)
 	s->flags |= STREAM_DIRTY;
 	s->dirty_next = out->dirty;
 	out->dirty = s;
-	if (!ev_timer_is_active(&out->flush_timer))
-		ev_timer_start(out->loop, &out->flush_timer, 0);
+	if (!ev_timer_is_active(&out->flush_timer) &&
+	    ev_timer_start(out->loop, &out->flush_timer, 0) == -1) {
+		/* the heartbeat timer is armed, and bringing an armed timer forward cannot
+		 * fail: its callback flushes in the flush timer's place */
+		ev_timer_start(out->loop, &out->heartbeat_timer, 0);
+	}
 }
 
 /*
@@ -102,7 +107,11 @@ out_new(struct ev_loop *loop, const struct conf *conf, struct registry *reg,
 	}
 	memcpy(out->hb_msg->data, sse_heartbeat, sse_heartbeat_len);
 	out->hb_msg->refs = MSG_STATIC;
-	ev_timer_start(loop, &out->heartbeat_timer, (uint64_t)conf->heartbeat * 1000);
+	if (ev_timer_start(loop, &out->heartbeat_timer, (uint64_t)conf->heartbeat * 1000) == -1) {
+		free(out->hb_msg);
+		free(out);
+		return NULL;
+	}
 	return out;
 }
 
@@ -207,8 +216,14 @@ flush_one(struct out *out, struct stream *s)
 	}
 	if (r == 0) {
 		if (!(s->flags & STREAM_BLOCKED)) {
+			/* a stream that cannot wait for EV_WRITE would never be written again */
+			if (ev_io_set(out->loop, s->fd, EV_READ | EV_WRITE) == -1) {
+				log_warn("cannot wait for a stream to drain (%s), closing it",
+				    strerror(errno));
+				out_stream_kill(out, s);
+				return;
+			}
 			s->flags |= STREAM_BLOCKED;
-			ev_io_set(out->loop, s->fd, EV_READ | EV_WRITE);
 		}
 		/* only starts or stops the soft clock: the verdict waits for the next
 		 * message, so a client that reads between two is never judged */
@@ -223,7 +238,12 @@ flush_one(struct out *out, struct stream *s)
 	}
 	if (s->flags & STREAM_BLOCKED) {
 		s->flags &= (uint8_t)~STREAM_BLOCKED;
-		ev_io_set(out->loop, s->fd, EV_READ);
+		/* left waiting for EV_WRITE, an empty stream would wake the loop forever */
+		if (ev_io_set(out->loop, s->fd, EV_READ) == -1) {
+			log_warn("cannot stop watching a drained stream (%s), closing it",
+			    strerror(errno));
+			out_stream_kill(out, s);
+		}
 	}
 }
 
@@ -233,9 +253,10 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	struct out *out = arg;
 	struct stream *s = out->dirty, *next;
 
-	(void)loop;
 	(void)t;
 	out->dirty = NULL;
+	if (out->heartbeat_lost && ev_timer_start(loop, &out->heartbeat_timer, 0) == 0)
+		out->heartbeat_lost = 0;
 	for (; s != NULL; s = next) {
 		next = s->dirty_next;
 		s->flags &= (uint8_t)~STREAM_DIRTY;
@@ -363,16 +384,25 @@ on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	uint64_t now = ev_now_ms(loop);
 	struct stream *s;
 
+	if (out->dirty != NULL && !ev_timer_is_active(&out->flush_timer))
+		on_flush(loop, &out->flush_timer, out);   /* see mark_dirty */
 	while ((s = out->idle.head) != NULL && s->last_write_ms + period <= now)
 		out_stream_push(out, s, out->hb_msg);
 	s = out->idle.head;
-	ev_timer_start(loop, t, s != NULL ? s->last_write_ms + period - now : period);
+	if (ev_timer_start(loop, t, s != NULL ? s->last_write_ms + period - now : period) == -1) {
+		/* retried by the next flush: an idle process at worst misses heartbeats
+		 * until something is written */
+		log_error("cannot arm the heartbeat timer: %s", strerror(errno));
+		out->heartbeat_lost = 1;
+	}
 }
 
 void
 out_heartbeat_restart(struct out *out)
 {
-	ev_timer_start(out->loop, &out->heartbeat_timer, 0);   /* re-plans from the list */
+	/* re-plans from the list */
+	if (ev_timer_start(out->loop, &out->heartbeat_timer, 0) == -1)
+		out->heartbeat_lost = 1;
 }
 
 void

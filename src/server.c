@@ -37,6 +37,7 @@
 #define ACCEPT_BATCH 64            /* accepts per wake-up, so accepting cannot starve streams */
 #define SHUTDOWN_JITTER_MS 10000   /* retry: spread on shutdown */
 #define STEP_BACK_MS 50            /* a full process leaves the accept race this long */
+#define LISTEN_RETRY_MS 1000       /* watching the listen socket failed: try again after */
 
 struct server {
 	struct ev_loop *loop;
@@ -54,6 +55,7 @@ struct server {
 };
 
 static void on_listen(struct ev_loop *loop, int fd, int events, void *arg);
+static void listen_watch(struct server *srv);
 
 /* A descriptor was freed: take back the reserve and resume accepting if we had paused. */
 static void
@@ -63,10 +65,8 @@ on_fd_released(void *arg)
 
 	if (srv->reserve_fd == -1)
 		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (srv->listen_paused && !srv->shutting_down) {
-		srv->listen_paused = 0;
-		ev_io_set(srv->loop, srv->listen_fd, EV_READ);
-	}
+	if (srv->listen_paused && !srv->shutting_down)
+		listen_watch(srv);
 	if (srv->shutting_down && out_streams(srv->out) == 0 && conn_pool_count(srv->conns) == 0)
 		ev_loop_stop(srv->loop);
 }
@@ -99,14 +99,42 @@ on_request(void *arg, int fd, const struct conn_request *cr)
 
 /* ---- accepting ---- */
 
+/*
+ * The listen socket is watched (registered for EV_READ) unless listen_paused. Pausing
+ * unregisters it, which cannot fail; watching it again can, and then the process must
+ * not stay deaf for good: it tries again after LISTEN_RETRY_MS, and whenever a
+ * descriptor is released.
+ */
+static void
+listen_watch(struct server *srv)
+{
+	if (ev_io_add(srv->loop, srv->listen_fd, EV_READ | EV_EXCLUSIVE, on_listen, srv) == 0) {
+		srv->listen_paused = 0;
+		return;
+	}
+	log_error("cannot watch the listen socket: %s; trying again in %d ms", strerror(errno),
+	    LISTEN_RETRY_MS);
+	srv->listen_paused = 1;
+	if (ev_timer_start(srv->loop, &srv->step_back_timer, LISTEN_RETRY_MS) == -1)
+		log_error("cannot arm the listen retry: %s", strerror(errno));
+}
+
+static void
+listen_unwatch(struct server *srv)
+{
+	if (!srv->listen_paused) {
+		srv->listen_paused = 1;
+		ev_io_del(srv->loop, srv->listen_fd);
+	}
+}
+
 /* Out of descriptors: stop polling the listen socket until one is released, or the
  * level-triggered readiness would spin the loop. */
 static void
 listen_pause(struct server *srv)
 {
 	if (!srv->listen_paused) {
-		srv->listen_paused = 1;
-		ev_io_set(srv->loop, srv->listen_fd, EV_NONE);
+		listen_unwatch(srv);
 		log_warn("out of file descriptors: not accepting until a stream ends");
 	}
 }
@@ -123,9 +151,9 @@ on_full(void *arg)
 
 	if (srv->listen_paused || srv->shutting_down)
 		return;
-	srv->listen_paused = 1;
-	ev_io_set(srv->loop, srv->listen_fd, EV_NONE);
-	ev_timer_start(srv->loop, &srv->step_back_timer, STEP_BACK_MS);
+	listen_unwatch(srv);
+	if (ev_timer_start(srv->loop, &srv->step_back_timer, STEP_BACK_MS) == -1)
+		listen_watch(srv);   /* no timer to come back: do not step back at all */
 }
 
 static void
@@ -133,11 +161,10 @@ on_step_back_over(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct server *srv = arg;
 
+	(void)loop;
 	(void)t;
-	if (srv->listen_paused && !srv->shutting_down && srv->reserve_fd != -1) {
-		srv->listen_paused = 0;
-		ev_io_set(loop, srv->listen_fd, EV_READ);
-	}
+	if (srv->listen_paused && !srv->shutting_down && srv->reserve_fd != -1)
+		listen_watch(srv);
 }
 
 /*
@@ -152,9 +179,8 @@ listen_rotate(struct server *srv)
 {
 	if (srv->listen_paused)
 		return;
-	ev_io_del(srv->loop, srv->listen_fd);
-	if (ev_io_add(srv->loop, srv->listen_fd, EV_READ | EV_EXCLUSIVE, on_listen, srv) == -1)
-		log_error("cannot watch the listen socket again: %s", strerror(errno));
+	listen_unwatch(srv);
+	listen_watch(srv);
 }
 
 static void
@@ -325,11 +351,15 @@ server_shutdown(struct server *srv, unsigned grace_ms)
 		return;
 	srv->shutting_down = 1;
 	srv->routes.shutting_down = 1;
-	ev_io_del(srv->loop, srv->listen_fd);
+	listen_unwatch(srv);
 	conn_pool_close_all(srv->conns);
 	log_notice("shutting down: ending %zu streams", registry_streams(srv->reg));
 	out_end_all(srv->out, (unsigned)srv->conf->retry, SHUTDOWN_JITTER_MS);
-	ev_timer_start(srv->loop, &srv->shutdown_timer, grace_ms);
+	if (ev_timer_start(srv->loop, &srv->shutdown_timer, grace_ms) == -1) {
+		/* without its deadline a shutdown could wait forever on one stream */
+		log_error("cannot arm the shutdown grace period: %s; stopping now", strerror(errno));
+		ev_loop_stop(srv->loop);
+	}
 	on_fd_released(srv);   /* stops the loop at once when nothing is open */
 }
 
@@ -343,7 +373,7 @@ server_free(struct server *srv)
 	ev_timer_stop(srv->loop, &srv->shutdown_timer);
 	ev_timer_stop(srv->loop, &srv->step_back_timer);
 	if (srv->listen_fd != -1) {
-		ev_io_del(srv->loop, srv->listen_fd);
+		listen_unwatch(srv);
 		close(srv->listen_fd);
 	}
 	if (srv->reserve_fd != -1)
