@@ -35,11 +35,11 @@
 /* Ordered most to least severe; a message is written when its level is <= the
  * threshold. */
 enum log_level {
-    LOG_LEVEL_ERROR,
-    LOG_LEVEL_WARNING,
-    LOG_LEVEL_NOTICE,
-    LOG_LEVEL_INFO,
-    LOG_LEVEL_DEBUG
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_NOTICE,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
 };
 
 /* Threshold before log_set_level() is called. */
