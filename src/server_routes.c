@@ -113,6 +113,12 @@ server_reply_error(struct server_routes *rt, struct stream *s, int status, const
 
 /* ---- routes ---- */
 
+/*
+ * GET <subscribe_prefix><resource>: the checks a stream open goes through (access checks
+ * belong before the limits, so that a refused request counts against nothing), then the
+ * stream is registered and gets its head; whatever must reach it before live events (a
+ * replay from history) is queued right after the head, with out_stream_push.
+ */
 static void
 subscribe(struct server_routes *rt, struct stream *s, const struct route *r)
 {
@@ -170,6 +176,8 @@ authorized(struct server_routes *rt, struct stream *s, const struct fcgi_request
 	return 0;
 }
 
+/* POST <publish_prefix><resource>: auth, size, body checks, then the hub; the reply is
+ * sent by on_published once the hub has answered. */
 static void
 publish(struct server_routes *rt, struct stream *s, const struct route *r,
     const struct fcgi_request *req, int too_large)
