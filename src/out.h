@@ -52,8 +52,12 @@ struct out *out_of(const struct stream *s);
 
 /* Makes s an event stream of resource (registry, heartbeats). 0, or -1 ENOMEM. */
 int out_stream_listen(struct out *out, struct stream *s, const char *resource, size_t len);
-/* Queues m on s (m is referenced, not taken); a stream that cannot take it is closed:
- * -1. Replies (not event streams) are never refused for size. */
+/*
+ * Queues m on s (m is referenced, not taken). -1 when s was closed instead: out of
+ * memory, or an event stream whose client is not reading (a write already could not
+ * move everything) over stream_queue_bytes, or over stream_queue_soft_bytes for
+ * stream_queue_soft_seconds. A stream whose last write went through takes any burst.
+ */
 int out_stream_push(struct out *out, struct stream *s, struct msg *m);
 /* Queues text (CGI headers and body, or a last retry:) and the end of the request; s
  * closes once it is out. */
