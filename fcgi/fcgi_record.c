@@ -53,6 +53,8 @@ fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_s
 			}
 			s->have_begin = 1;
 			s->id = id;
+			/* body: role (2 bytes), flags; bit 0 is FCGI_KEEP_CONN */
+			s->keep_conn = (h[FCGI_REC_HEADER_LEN + 2] & 1) != 0;
 			break;
 		case FCGI_REC_ABORT_REQUEST:
 			s->aborted = 1;

@@ -42,6 +42,7 @@ struct fcgi_head_scan {
 	uint8_t stdin_done;
 	uint8_t stdin_dropped; /* more than max_stdin arrived: contents were cut out */
 	uint8_t aborted;       /* ABORT_REQUEST seen before the request was complete */
+	uint8_t keep_conn;     /* FCGI_KEEP_CONN: the peer keeps the connection afterwards */
 };
 
 void fcgi_head_scan_init(struct fcgi_head_scan *s);

@@ -20,6 +20,7 @@ struct conn {
 	struct fcgi_head_scan scan;
 	uint8_t *buf;
 	size_t len, cap;
+	uint8_t kept;   /* came back after an answer (FCGI_KEEP_CONN) */
 };
 
 struct conn_pool {
@@ -108,6 +109,9 @@ conn_dispatch(struct conn *c)
 	memset(&cr, 0, sizeof(cr));
 	cr.id = c->scan.id;
 	cr.too_large = c->scan.stdin_dropped;
+	/* a peer that keeps the connection sends nothing more before our END_REQUEST:
+	 * anything past the request means it is not following the protocol */
+	cr.keep_conn = c->scan.keep_conn && c->len == c->scan.off;
 	if (fcgi_request_parse(&req, c->buf, c->len) == -1) {
 		if (errno != EMFILE && errno != ENFILE && errno != ENOMEM) {
 			log_warn("undecodable FastCGI request: %s", strerror(errno));
@@ -200,18 +204,24 @@ on_conn_timeout(struct ev_loop *loop, struct ev_timer *t, void *arg)
 
 	(void)loop;
 	(void)t;
-	log_info("request head not complete after %d ms, closing", CONN_REQUEST_TIMEOUT_MS);
+	if (c->kept && c->len == 0)
+		log_debug("kept connection idle for %d ms, closing", CONN_KEPT_IDLE_MS);
+	else
+		log_info("request head not complete after %d ms, closing",
+		    c->kept ? CONN_KEPT_IDLE_MS : CONN_REQUEST_TIMEOUT_MS);
 	conn_free(c, 1, 1);
 }
 
-int
-conn_pool_add(struct conn_pool *p, int fd)
+/* fd is not in the loop. kept: it comes back after an answer, and may idle longer. */
+static int
+conn_start(struct conn_pool *p, int fd, int kept)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		goto fail;
 	ev_timer_init(&c->timer, on_conn_timeout, c);
+	c->kept = (uint8_t)kept;
 	c->pool = p;
 	c->fd = fd;
 	c->cap = 2048;
@@ -220,7 +230,8 @@ conn_pool_add(struct conn_pool *p, int fd)
 		goto fail;
 	fcgi_head_scan_init(&c->scan);
 	/* a connection without its timeout could hold a descriptor for ever */
-	if (ev_timer_start(p->loop, &c->timer, CONN_REQUEST_TIMEOUT_MS) == -1) {
+	if (ev_timer_start(p->loop, &c->timer,
+	    kept ? CONN_KEPT_IDLE_MS : CONN_REQUEST_TIMEOUT_MS) == -1) {
 		log_warn("cannot arm a request timeout (%s), closing the connection",
 		    strerror(errno));
 		goto fail;
@@ -249,4 +260,16 @@ fail:
 	close(fd);
 	p->on_close(p->arg);
 	return -1;
+}
+
+int
+conn_pool_add(struct conn_pool *p, int fd)
+{
+	return conn_start(p, fd, 0);
+}
+
+int
+conn_pool_keep(struct conn_pool *p, int fd)
+{
+	return conn_start(p, fd, 1);
 }

@@ -22,6 +22,10 @@
 #include "fcgi_record.h"
 
 #define CONN_REQUEST_TIMEOUT_MS 10000   /* a request head must arrive within this */
+/* A kept connection (FCGI_KEEP_CONN) may wait this long for its next request. Longer than
+ * nginx's upstream keepalive_timeout (60 s by default), so that nginx always lets go
+ * first: a connection closed under a request nginx just sent would fail that request. */
+#define CONN_KEPT_IDLE_MS 75000
 #define CONN_HEAD_ROOM (64 * 1024)      /* params and record headers besides the body */
 #define CONN_WAKE_BYTES (64 * 1024)     /* read per readiness event, at most */
 
@@ -37,6 +41,9 @@ struct conn_request {
 	struct fcgi_tail tail;            /* watcher state for the bytes after the request */
 	int ended;                        /* those bytes already aborted the request */
 	int too_large;                    /* STDIN passed max_message_bytes: answer 413 */
+	int keep_conn;                    /* the peer asked to keep the connection, and
+	                                   * nothing followed the request: after the answer,
+	                                   * conn_pool_keep() may read the next request */
 };
 
 /* fd, still registered in the loop for EV_READ, is the callee's from now on. */
@@ -57,6 +64,12 @@ void conn_pool_free(struct conn_pool *p);
  * and answered within this call. On failure fd is closed and on_close is called: -1.
  */
 int conn_pool_add(struct conn_pool *p, int fd);
+/*
+ * Takes back fd (not in the loop any more), whose request was answered in full with
+ * FCGI_KEEP_CONN set: it waits up to CONN_KEPT_IDLE_MS for its next request head. On
+ * failure fd is closed and on_close is called: -1.
+ */
+int conn_pool_keep(struct conn_pool *p, int fd);
 /* Closes every connection still reading its head (shutdown); on_close for each. */
 void conn_pool_close_all(struct conn_pool *p);
 /* Connections still reading their head. */

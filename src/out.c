@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -13,6 +14,18 @@
 #include "sse.h"
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
+
+/*
+ * The flush delay (see out.h). Busy: the last flush that wrote to at least
+ * OUT_BUSY_STREAMS streams ended less than eight times its own duration plus 2 ms ago (the web
+ * server spends two to three times our time per event relaying what we wrote, and
+ * publishes reach us between its relays). Then the next flush waits about three times
+ * what the last one took, so that the publishes the web server relays meanwhile join
+ * the held events, in whole milliseconds (the loop's timer resolution): at least 1, at
+ * most OUT_FLUSH_DELAY_MAX_MS. Idle, it is zero.
+ */
+#define OUT_BUSY_STREAMS 32
+#define OUT_FLUSH_DELAY_MAX_MS 10
 
 struct slist {
 	struct stream *head, *tail;
@@ -24,7 +37,12 @@ struct out {
 	struct registry *reg;
 	out_release_fn *on_release;
 	out_abandon_fn *on_abandon;
+	out_keep_fn *on_keep;
 	void *arg;
+	/* the last flush that wrote to OUT_BUSY_STREAMS streams or more */
+	uint64_t last_flush_end_us;   /* when it ended (monotonic) */
+	uint64_t last_flush_us;       /* how long it took */
+	size_t last_flush_n;          /* streams it wrote to */
 	struct slist idle, replies;   /* every live stream is on one (see slist_del) */
 	struct stream *dirty;
 	size_t nstreams;
@@ -37,6 +55,30 @@ struct out {
 static void on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg);
 static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg);
 
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Zero while idle, so light-load latency does not grow; a bounded moment under load. */
+static uint64_t
+flush_delay(const struct out *out)
+{
+	uint64_t ms;
+
+	if (out->last_flush_n < OUT_BUSY_STREAMS ||
+	    now_us() - out->last_flush_end_us > 8 * out->last_flush_us + 2000)
+		return 0;
+	ms = (3 * out->last_flush_us + 999) / 1000;
+	if (ms < 1)
+		ms = 1;
+	return ms > OUT_FLUSH_DELAY_MAX_MS ? OUT_FLUSH_DELAY_MAX_MS : ms;
+}
+
 static void
 mark_dirty(struct out *out, struct stream *s)
 {
@@ -46,7 +88,7 @@ mark_dirty(struct out *out, struct stream *s)
 	s->dirty_next = out->dirty;
 	out->dirty = s;
 	if (!ev_timer_is_active(&out->flush_timer) &&
-	    ev_timer_start(out->loop, &out->flush_timer, 0) == -1) {
+	    ev_timer_start(out->loop, &out->flush_timer, flush_delay(out)) == -1) {
 		/* the heartbeat timer is armed, and bringing an armed timer forward cannot
 		 * fail: its callback flushes in the flush timer's place */
 		ev_timer_start(out->loop, &out->heartbeat_timer, 0);
@@ -86,7 +128,7 @@ slist_add(struct slist *l, struct stream *s)
 
 struct out *
 out_new(struct ev_loop *loop, const struct conf *conf, struct registry *reg,
-    out_release_fn *on_release, out_abandon_fn *on_abandon, void *arg)
+    out_release_fn *on_release, out_abandon_fn *on_abandon, out_keep_fn *on_keep, void *arg)
 {
 	struct out *out = calloc(1, sizeof(*out));
 
@@ -97,6 +139,7 @@ out_new(struct ev_loop *loop, const struct conf *conf, struct registry *reg,
 	out->reg = reg;
 	out->on_release = on_release;
 	out->on_abandon = on_abandon;
+	out->on_keep = on_keep;
 	out->arg = arg;
 	ev_timer_init(&out->flush_timer, on_flush, out);
 	ev_timer_init(&out->heartbeat_timer, on_heartbeat, out);
@@ -115,9 +158,12 @@ out_new(struct ev_loop *loop, const struct conf *conf, struct registry *reg,
 	return out;
 }
 
-void
-out_stream_kill(struct out *out, struct stream *s)
+/* keep: a reply that ended cleanly, whose descriptor may go back to its owner. */
+static void
+stream_kill(struct out *out, struct stream *s, int keep)
 {
+	if (!keep)
+		s->flags &= (uint8_t)~STREAM_KEEP;
 	if (s->flags & STREAM_DEAD)
 		return;
 	if (s->flags & STREAM_SSE) {
@@ -136,13 +182,25 @@ out_stream_kill(struct out *out, struct stream *s)
 	mark_dirty(out, s);
 }
 
+void
+out_stream_kill(struct out *out, struct stream *s)
+{
+	stream_kill(out, s, 0);
+}
+
 static void
 stream_finalize(struct out *out, struct stream *s)
 {
-	close(s->fd);
+	int fd = s->fd, keep = (s->flags & STREAM_KEEP) != 0;
+
 	stream_release(s);
 	free(s);
 	out->nstreams--;
+	if (keep) {
+		out->on_keep(out->arg, fd);
+		return;
+	}
+	close(fd);
 	out->on_release(out->arg);
 }
 
@@ -233,7 +291,7 @@ flush_one(struct out *out, struct stream *s)
 	}
 	s->flags &= (uint8_t)~STREAM_OVER_SOFT;
 	if (s->flags & STREAM_CLOSING) {
-		out_stream_kill(out, s);
+		stream_kill(out, s, 1);   /* all out: a kept connection goes back */
 		return;
 	}
 	if (s->flags & STREAM_BLOCKED) {
@@ -252,6 +310,8 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct out *out = arg;
 	struct stream *s = out->dirty, *next;
+	size_t n = 0;
+	uint64_t t0 = now_us();
 
 	(void)t;
 	out->dirty = NULL;
@@ -260,10 +320,18 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	for (; s != NULL; s = next) {
 		next = s->dirty_next;
 		s->flags &= (uint8_t)~STREAM_DIRTY;
-		if (s->flags & STREAM_DEAD)
+		if (s->flags & STREAM_DEAD) {
 			stream_finalize(out, s);
-		else if (!(s->flags & STREAM_BLOCKED))
+		} else if (!(s->flags & STREAM_BLOCKED)) {
 			flush_one(out, s);
+			n++;
+		}
+	}
+	/* the small flushes between (a reply, a closed stream) say nothing about load */
+	if (n >= OUT_BUSY_STREAMS) {
+		out->last_flush_end_us = now_us();
+		out->last_flush_us = out->last_flush_end_us - t0;
+		out->last_flush_n = n;
 	}
 }
 
@@ -295,7 +363,8 @@ on_stream_io(struct ev_loop *loop, int fd, int events, void *arg)
 }
 
 struct stream *
-out_stream_adopt(struct out *out, int fd, uint16_t id, const struct fcgi_tail *tail)
+out_stream_adopt(struct out *out, int fd, uint16_t id, const struct fcgi_tail *tail,
+    int keep)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -309,6 +378,8 @@ out_stream_adopt(struct out *out, int fd, uint16_t id, const struct fcgi_tail *t
 	s->owner = out;
 	s->fd = fd;
 	s->id = id;
+	if (keep)
+		s->flags |= STREAM_KEEP;
 	if (tail != NULL)
 		s->tail = *tail;
 	ev_io_rebind(out->loop, fd, on_stream_io, s);
@@ -330,6 +401,8 @@ out_stream_listen(struct out *out, struct stream *s, const char *resource, size_
 		return -1;
 	slist_del(&out->replies, s);
 	s->flags |= STREAM_SSE;
+	/* an event stream ends only when one side leaves: its connection is never kept */
+	s->flags &= (uint8_t)~STREAM_KEEP;
 	slist_add(&out->idle, s);
 	return 0;
 }

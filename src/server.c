@@ -71,6 +71,21 @@ on_fd_released(void *arg)
 		ev_loop_stop(srv->loop);
 }
 
+/* A kept connection's answer is out: read its next request (not while shutting down:
+ * the pool is being emptied then). */
+static void
+on_keep(void *arg, int fd)
+{
+	struct server *srv = arg;
+
+	if (srv->shutting_down) {
+		close(fd);
+		on_fd_released(srv);
+		return;
+	}
+	conn_pool_keep(srv->conns, fd);
+}
+
 static void
 on_abandon(void *arg, struct stream *s)
 {
@@ -84,7 +99,7 @@ static void
 on_request(void *arg, int fd, const struct conn_request *cr)
 {
 	struct server *srv = arg;
-	struct stream *s = out_stream_adopt(srv->out, fd, cr->id, &cr->tail);
+	struct stream *s = out_stream_adopt(srv->out, fd, cr->id, &cr->tail, cr->keep_conn);
 
 	if (s == NULL)
 		return;
@@ -301,7 +316,7 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->hub = hub_new(loop, conf, on_deliver, srv);
 	if (srv->hub == NULL)
 		goto fail;
-	srv->out = out_new(loop, conf, srv->reg, on_fd_released, on_abandon, srv);
+	srv->out = out_new(loop, conf, srv->reg, on_fd_released, on_abandon, on_keep, srv);
 	if (srv->out == NULL)
 		goto fail;
 	srv->conns = conn_pool_new(loop, conf, on_request, on_fd_released, srv);

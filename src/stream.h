@@ -47,6 +47,8 @@ enum stream_flag {
 	STREAM_BLOCKED = 16,  /* waiting for EV_WRITE: do not flush before it */
 	STREAM_PENDING = 32,  /* a publish it made awaits the hub's answer */
 	STREAM_OVER_SOFT = 64, /* held more than the soft limit since soft_since */
+	STREAM_KEEP = 128,    /* a reply whose connection goes back to reading requests
+	                       * once the reply is out (FCGI_KEEP_CONN) */
 };
 
 struct stream {
@@ -58,8 +60,6 @@ struct stream {
 	uint16_t rec_len;     /* content length of the open STDOUT record, 0 = none open */
 	uint16_t rec_left;    /* of which not yet written */
 	struct fcgi_tail tail;
-	uint32_t soft_since;  /* STREAM_OVER_SOFT: when it went over, in seconds (fills the
-	                       * padding after tail: 120 bytes a stream, as before) */
 	struct registry_node node;
 	struct stream *idle_prev, *idle_next;   /* heartbeat order, oldest write first */
 	struct stream *dirty_next;
@@ -68,6 +68,7 @@ struct stream {
 	struct stream_ent *ring;
 	uint32_t head, count, cap;
 	uint32_t queued;      /* message bytes still to write (record headers not counted) */
+	uint32_t soft_since;  /* STREAM_OVER_SOFT: when it went over, in seconds */
 };
 
 /* A ring larger than this (grown by a backlog) is freed once the queue drains; a stream

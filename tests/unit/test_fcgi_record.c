@@ -239,6 +239,32 @@ test_head_flood_linear(void **state)
 	assert_int_equal(s.skipped, total);
 }
 
+/* BEGIN_REQUEST's flags: FCGI_KEEP_CONN (bit 0) is reported, other bits are not it. */
+static void
+test_head_keep_conn(void **state)
+{
+	static const uint8_t params[] = "\x0e\x03REQUEST_METHODGET";
+	const uint8_t flags[] = { 0, 1, 0xfe, 0xff };
+	const int want[] = { 0, 1, 0, 1 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(flags); i++) {
+		uint8_t begin[8] = { 0, 1, 0, 0, 0, 0, 0, 0 }, buf[256];
+		struct fcgi_head_scan s;
+		size_t len = 0;
+
+		begin[2] = flags[i];
+		len += rec(buf + len, FCGI_REC_BEGIN_REQUEST, 5, begin, 8, 0);
+		len += rec(buf + len, FCGI_REC_PARAMS, 5, params, sizeof(params) - 1, 3);
+		len += rec(buf + len, FCGI_REC_PARAMS, 5, "", 0, 0);
+		len += rec(buf + len, FCGI_REC_STDIN, 5, "", 0, 0);
+		fcgi_head_scan_init(&s);
+		assert_int_equal(fcgi_head_scan(&s, buf, &len, 1024), 0);
+		assert_int_equal(s.keep_conn, want[i]);
+		assert_int_equal(s.id, 5);
+	}
+}
+
 static void
 test_tail(void **state)
 {
@@ -296,6 +322,7 @@ main(void)
 		cmocka_unit_test(test_head_compacts),
 		cmocka_unit_test(test_head_compacts_in_pieces),
 		cmocka_unit_test(test_head_flood_linear),
+		cmocka_unit_test(test_head_keep_conn),
 		cmocka_unit_test(test_tail),
 		cmocka_unit_test(test_encode),
 	};
