@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -14,18 +13,6 @@
 #include "sse.h"
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
-
-/*
- * The flush delay (see out.h). Busy: the last flush that wrote to at least
- * OUT_BUSY_STREAMS streams ended less than eight times its own duration plus 2 ms ago (the web
- * server spends two to three times our time per event relaying what we wrote, and
- * publishes reach us between its relays). Then the next flush waits about three times
- * what the last one took, so that the publishes the web server relays meanwhile join
- * the held events, in whole milliseconds (the loop's timer resolution): at least 1, at
- * most OUT_FLUSH_DELAY_MAX_MS. Idle, it is zero.
- */
-#define OUT_BUSY_STREAMS 32
-#define OUT_FLUSH_DELAY_MAX_MS 10
 
 struct slist {
 	struct stream *head, *tail;
@@ -39,10 +26,6 @@ struct out {
 	out_abandon_fn *on_abandon;
 	out_keep_fn *on_keep;
 	void *arg;
-	/* the last flush that wrote to OUT_BUSY_STREAMS streams or more */
-	uint64_t last_flush_end_us;   /* when it ended (monotonic) */
-	uint64_t last_flush_us;       /* how long it took */
-	size_t last_flush_n;          /* streams it wrote to */
 	struct slist idle, replies;   /* every live stream is on one (see slist_del) */
 	struct stream *dirty;
 	size_t nstreams;
@@ -55,30 +38,6 @@ struct out {
 static void on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg);
 static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg);
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* Zero while idle, so light-load latency does not grow; a bounded moment under load. */
-static uint64_t
-flush_delay(const struct out *out)
-{
-	uint64_t ms;
-
-	if (out->last_flush_n < OUT_BUSY_STREAMS ||
-	    now_us() - out->last_flush_end_us > 8 * out->last_flush_us + 2000)
-		return 0;
-	ms = (3 * out->last_flush_us + 999) / 1000;
-	if (ms < 1)
-		ms = 1;
-	return ms > OUT_FLUSH_DELAY_MAX_MS ? OUT_FLUSH_DELAY_MAX_MS : ms;
-}
-
 static void
 mark_dirty(struct out *out, struct stream *s)
 {
@@ -88,7 +47,7 @@ mark_dirty(struct out *out, struct stream *s)
 	s->dirty_next = out->dirty;
 	out->dirty = s;
 	if (!ev_timer_is_active(&out->flush_timer) &&
-	    ev_timer_start(out->loop, &out->flush_timer, flush_delay(out)) == -1) {
+	    ev_timer_start(out->loop, &out->flush_timer, 0) == -1) {
 		/* the heartbeat timer is armed, and bringing an armed timer forward cannot
 		 * fail: its callback flushes in the flush timer's place */
 		ev_timer_start(out->loop, &out->heartbeat_timer, 0);
@@ -310,8 +269,6 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct out *out = arg;
 	struct stream *s = out->dirty, *next;
-	size_t n = 0;
-	uint64_t t0 = now_us();
 
 	(void)t;
 	out->dirty = NULL;
@@ -320,18 +277,10 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	for (; s != NULL; s = next) {
 		next = s->dirty_next;
 		s->flags &= (uint8_t)~STREAM_DIRTY;
-		if (s->flags & STREAM_DEAD) {
+		if (s->flags & STREAM_DEAD)
 			stream_finalize(out, s);
-		} else if (!(s->flags & STREAM_BLOCKED)) {
+		else if (!(s->flags & STREAM_BLOCKED))
 			flush_one(out, s);
-			n++;
-		}
-	}
-	/* the small flushes between (a reply, a closed stream) say nothing about load */
-	if (n >= OUT_BUSY_STREAMS) {
-		out->last_flush_end_us = now_us();
-		out->last_flush_us = out->last_flush_end_us - t0;
-		out->last_flush_n = n;
 	}
 }
 

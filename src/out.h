@@ -4,13 +4,9 @@
  *
  * A connection handed over by conn becomes a struct stream here: either an event stream,
  * registered under its resource until it ends, or a reply that closes once written.
- * Writes are deferred: queuing marks a stream dirty and a timer flushes every dirty
- * stream after the current batch of events, so several events queued in one loop pass
- * leave in one writev. The timer is zero-delay while the process is idle; while it is
- * busy (the last flush, of many streams, ended just before) it waits about three times
- * what that flush took, 1 to 10 ms, so that the publishes of the next loop passes join the
- * same writes: fewer records and syscalls here, and fewer reads and writes in the web
- * server, for a few milliseconds more latency, only under load. Closes are deferred the same way, so a stream may be killed
+ * Writes are deferred: queuing marks a stream dirty and a zero-delay timer flushes every
+ * dirty stream after the current batch of events, so several events queued in one loop
+ * pass leave in one writev. Closes are deferred the same way, so a stream may be killed
  * from anywhere (even while its resource is being walked) and is freed in one place.
  *
  * The owner learns about descriptors closed (on_release) and about a stream that dies
@@ -61,8 +57,12 @@ struct out *out_of(const struct stream *s);
 
 /* Makes s an event stream of resource (registry, heartbeats). 0, or -1 ENOMEM. */
 int out_stream_listen(struct out *out, struct stream *s, const char *resource, size_t len);
-/* Queues m on s (m is referenced, not taken); a stream that cannot take it is closed:
- * -1. Replies (not event streams) are never refused for size. */
+/*
+ * Queues m on s (m is referenced, not taken). -1 when s was closed instead: out of
+ * memory, or an event stream whose client is not reading (a write already could not
+ * move everything) over stream_queue_bytes, or over stream_queue_soft_bytes for
+ * stream_queue_soft_seconds. A stream whose last write went through takes any burst.
+ */
 int out_stream_push(struct out *out, struct stream *s, struct msg *m);
 /* Queues text (CGI headers and body, or a last retry:) and the end of the request; s
  * closes once it is out. */

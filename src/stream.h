@@ -60,6 +60,8 @@ struct stream {
 	uint16_t rec_len;     /* content length of the open STDOUT record, 0 = none open */
 	uint16_t rec_left;    /* of which not yet written */
 	struct fcgi_tail tail;
+	uint32_t soft_since;  /* STREAM_OVER_SOFT: when it went over, in seconds (fills the
+	                       * padding after tail: 120 bytes a stream, as before) */
 	struct registry_node node;
 	struct stream *idle_prev, *idle_next;   /* heartbeat order, oldest write first */
 	struct stream *dirty_next;
@@ -68,7 +70,6 @@ struct stream {
 	struct stream_ent *ring;
 	uint32_t head, count, cap;
 	uint32_t queued;      /* message bytes still to write (record headers not counted) */
-	uint32_t soft_since;  /* STREAM_OVER_SOFT: when it went over, in seconds */
 };
 
 /* A ring larger than this (grown by a backlog) is freed once the queue drains; a stream
