@@ -6,8 +6,9 @@
 #
 #   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test)
 #   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
-#   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`
-#                           (and linux-perf for profiling by hand, where the kernel has it)
+#   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`, strace for
+#                           bench/hop.py (and linux-perf for BENCH_PROFILE=1, where the
+#                           kernel has it)
 set -eu
 
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
@@ -17,7 +18,7 @@ if [ "${1:-}" != run ]; then
 chromium systemd man-db"
 fi
 if [ "${1:-}" = bench ]; then
-	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"
+	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox strace"
 	OPTIONAL="linux-perf"
 fi
 
