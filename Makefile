@@ -17,7 +17,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 
 CC      ?= cc
-PKGS    := fcgi hiredis libconfuse
+PKGS    := fcgi hiredis libconfuse libcrypto jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

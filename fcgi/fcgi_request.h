@@ -19,6 +19,7 @@ struct fcgi_request {
 	char *uri;            /* raw REQUEST_URI */
 	char *authorization;  /* HTTP_AUTHORIZATION */
 	char *accept;         /* HTTP_ACCEPT */
+	char *cookie;         /* HTTP_COOKIE (carries the stream token, access.h) */
 	char *body;           /* STDIN, NULL when empty; body_len bytes (+ a NUL) */
 	size_t body_len;
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "conf.h"
 #include "fcgi_record.h"
 #include "fcgi_request.h"
@@ -43,6 +44,7 @@ status_text(int status)
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Content Too Large";
@@ -106,11 +108,21 @@ server_reply_error(struct server *srv, struct stream *s, int status, const char 
 /* ---- routes ---- */
 
 static void
-subscribe(struct server *srv, struct stream *s, const struct route *r)
+subscribe(struct server *srv, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
 {
 	const struct conf *c = srv->conf;
 	struct resource *res;
+	const char *why;
+	int st;
 
+	/* before any limit is counted: a refused token costs the process nothing */
+	st = access_subscribe(c->access, req->cookie, req->uri, r->resource, r->resource_len,
+	    time(NULL), &why);
+	if (st != 0) {
+		server_reply_error(srv, s, st, st == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, why);
+		return;
+	}
 	if (srv->shutting_down) {
 		server_reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "shutting down");
 		return;
@@ -150,13 +162,16 @@ on_published(void *arg, const struct hub_result *res)
 }
 
 static int
-authorized(struct server *srv, struct stream *s, const struct fcgi_request *req)
+authorized(struct server *srv, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
 {
-	const char *token = srv->conf->publish_token;
+	const char *why;
+	int st = access_publish(srv->conf->access, srv->conf->publish_token, req->authorization,
+	    r->resource, r->resource_len, time(NULL), &why);
 
-	if (token == NULL || route_token_check(req->authorization, token))
+	if (st == 0)
 		return 1;
-	server_reply_error(srv, s, 401, "WWW-Authenticate: Bearer\r\n", "missing or wrong bearer token");
+	server_reply_error(srv, s, st, st == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, why);
 	return 0;
 }
 
@@ -164,7 +179,7 @@ static void
 publish(struct server *srv, struct stream *s, const struct route *r,
     const struct fcgi_request *req, int too_large)
 {
-	if (!authorized(srv, s, req))
+	if (!authorized(srv, s, r, req))
 		return;
 	if (too_large) {
 		reply(srv, s, 413, NULL, "{\"error\":\"message over %d bytes\"}",
@@ -258,13 +273,13 @@ server_route(struct server *srv, struct stream *s, const struct fcgi_request *re
 	}
 	switch (r.kind) {
 	case ROUTE_SUBSCRIBE:
-		subscribe(srv, s, &r);
+		subscribe(srv, s, &r, req);
 		break;
 	case ROUTE_PUBLISH:
 		publish(srv, s, &r, req, too_large);
 		break;
 	case ROUTE_PUBLISH_COUNT:
-		if (authorized(srv, s, req))
+		if (authorized(srv, s, &r, req))
 			reply(srv, s, 200, NULL, "{\"resource\":\"%.*s\",\"streams\":%zu}",
 			    (int)r.resource_len, r.resource, registry_resource_streams(
 			    registry_find(srv->reg, r.resource, r.resource_len)));
