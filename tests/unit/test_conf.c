@@ -151,6 +151,33 @@ static void test_defaults(void **state)
     assert_null(c.event_loop);
 }
 
+static void test_jwt_section(void **state)
+{
+    struct conf c;
+
+    (void)state;
+    conf_init(&c);
+    assert_int_equal(c.jwt.subscribe, 0);
+    assert_string_equal(c.jwt.cookie, "sse_token");
+    assert_int_equal(c.jwt.leeway, 30);
+    assert_null(c.jwt.secret);
+    conf_release(&c);
+    load_ok(&c, "jwt {\n  subscribe = true\n  secret = \"0123456789abcdef0123456789abcdef\"\n"
+            "  previous_secret = \"fedcba9876543210fedcba9876543210\"\n"
+            "\n  public_key_file = \"/etc/sse-fcgi/jwt.pem\"\n  cookie = tok\n"
+            "  issuer = \"https://clinic.example\"\n  audience = sse\n  leeway = 0\n}\n");
+    assert_int_equal(c.jwt.subscribe, 1);
+    assert_string_equal(c.jwt.secret, "0123456789abcdef0123456789abcdef");
+    assert_string_equal(c.jwt.previous_secret, "fedcba9876543210fedcba9876543210");
+    assert_string_equal(c.jwt.public_key_file, "/etc/sse-fcgi/jwt.pem");
+    assert_int_equal(c.jwt.public_key_file_line, 6);
+    assert_string_equal(c.jwt.cookie, "tok");
+    assert_string_equal(c.jwt.issuer, "https://clinic.example");
+    assert_string_equal(c.jwt.audience, "sse");
+    assert_int_equal(c.jwt.leeway, 0);
+    conf_release(&c);
+}
+
 static void test_shipped_equals_defaults(void **state)
 {
     struct conf c, d;
@@ -357,6 +384,17 @@ static const struct bad bads[] = {
       "redis.password", "\"${\" is not allowed" },
     { "env expansion bare", "\nlog_file = ${HOME}\n", 2, "log_file", "\"${\" is not allowed" },
     { "equals only", "=\n", 1, NULL, "syntax error" },
+    { "jwt secret short", "jwt {\n  secret = \"0123456789abcdef0123456789abcde\"\n}\n", 2,
+      "jwt.secret", "must be at least 32 bytes long" },
+    { "jwt previous short", "jwt {\n secret = \"0123456789abcdef0123456789abcdef\"\n"
+      " previous_secret = \"short\"\n}\n", 3, "jwt.previous_secret", "at least 32 bytes" },
+    { "jwt previous alone", "jwt {\n\n previous_secret = \"0123456789abcdef0123456789abcdef\"\n}\n",
+      3, "jwt.previous_secret", "needs secret" },
+    { "jwt subscribe without key", "# c\njwt {\n  subscribe = true\n  issuer = x\n}\n", 3,
+      "jwt.subscribe", "needs jwt.secret or jwt.public_key_file" },
+    { "jwt cookie name", "jwt {\n  cookie = \"a;b\"\n}\n", 2, "jwt.cookie", "cookie name" },
+    { "jwt leeway", "jwt {\n  leeway = 3601\n}\n", 2, "jwt.leeway", "between 0 and 3600" },
+    { "jwt unknown key", "jwt {\n  algorithm = HS256\n}\n", 2, "jwt.algorithm", "unknown key" },
 };
 
 static void check_bad(const char *name, const char *text, int line, const char *key,
@@ -523,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_shipped_equals_defaults),
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_jwt_section),
         cmocka_unit_test(test_syntax_variants),
         cmocka_unit_test(test_load_over_current_values),
         cmocka_unit_test(test_errors),
