@@ -955,10 +955,16 @@ class Env:
         return res
 
     # -- nginx
-    def start_nginx(self):
+    def start_nginx(self, example=NGINX_EXAMPLE, extra_rules=()):
+        """nginx from examples/nginx/nginx.conf (or another shipped nginx
+        example) after the documented substitution; extra_rules are (what,
+        pattern, replacement) a test adds for its example, each must match."""
         self.port = free_port()
-        with open(NGINX_EXAMPLE) as f:
+        with open(example) as f:
             text = f.read()
+        for what, pat, rep in extra_rules:
+            text, n = re.subn(pat, rep, text)
+            check(n > 0, "%s: substitution for %s matched nothing" % (example, what))
         text = substitute_nginx_conf(text, self.port, self.sock, self.ngx_log,
                                      os.path.join(self.run_dir, "nginx.pid"), self.ngx_tmp)
         conf = os.path.join(self.ngx_dir, "nginx.conf")

@@ -479,3 +479,68 @@ def through_lighttpd(env):
         # (open streams are logged when they end; the refused query-token request is there)
         check('"GET /sse/appointment-42 HTTP/1.1" 401' in log, "lighttpd access log:\n" + log[-500:])
         no_token_in_logs(env, [tok], [access])
+
+
+@test("nginx_auth_request")
+def auth_request(env):
+    """examples/nginx/auth-request.conf as shipped: the application's auth
+    endpoint (here a small HTTP server of the test's own) decides; 2xx opens
+    the stream, 401/403 reach the browser and nothing reaches sse-fcgi; the
+    endpoint down is a 500."""
+    import http.server
+    import threading
+
+    seen = []
+    failing = []
+
+    class Auth(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            uri = self.headers.get("X-Original-URI", "")
+            cookie = self.headers.get("Cookie", "")
+            seen.append((self.path, uri, cookie))
+            if failing:
+                code = 503
+            elif self.path != "/auth/sse":
+                code = 404
+            elif "session=alice" not in cookie:
+                code = 401
+            elif uri.split("?")[0] in ("/sse/doctor-123", "/sse/appointment-42"):
+                code = 204
+            else:
+                code = 403
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Auth)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        env.start_backend({"heartbeat": 30})
+        env.start_nginx(os.path.join(harness.REPO, "examples", "nginx", "auth-request.conf"),
+                        [("the auth endpoint", r"server 127\.0\.0\.1:9000;",
+                          "server 127.0.0.1:%d;" % srv.server_address[1])])
+        s = wait_answer(env, stream_with(env, "doctor-123", "session=alice"), "allowed stream")
+        eq(s.status, 200, "stream the auth endpoint allows")
+        eq(seen[-1][:2], ("/auth/sse", "/sse/doctor-123"), "subrequest path and X-Original-URI")
+        eq(env.request("GET", "/sse/doctor-124", headers={"Cookie": "session=alice"}).status, 403,
+           "another patient's resource")
+        eq(env.request("GET", "/sse/doctor-123").status, 401, "no session")
+        eq(env.stats().get("streams"), 1, "streams in sse-fcgi (the refused never reached it)")
+        r = env.publish("doctor-123", "hello")
+        eq(r.get("delivered"), 1, "publish")
+        env.loop.wait(lambda: s.events, 5, "event on the allowed stream")
+        eq([e.data for e in s.events], ["hello"], "events")
+        failing.append(1)
+        eq(env.request("GET", "/sse/doctor-123", headers={"Cookie": "session=alice"}).status, 500,
+           "auth endpoint failing (503)")
+        eq(env.stats().get("streams"), 1, "streams in sse-fcgi at the end")
+        env.note("%d auth subrequests" % len(seen))
+    finally:
+        srv.shutdown()
+        srv.server_close()
