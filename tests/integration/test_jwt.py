@@ -544,3 +544,46 @@ def auth_request(env):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def readme_block(heading, lang="sh", index=0):
+    with open(os.path.join(harness.REPO, "README.md")) as f:
+        text = f.read()
+    part = text.split(heading, 1)[1]
+    blocks = re.findall(r"```%s\n(.*?)```" % lang, part, re.S)
+    return blocks[index]
+
+
+@test("jwt_readme_commands")
+def readme_commands(env):
+    """The README's access-control commands as typed, with only the config
+    path, the directory of the public key and the port substituted, `sse-fcgi`
+    found on PATH, and a 1 s limit on the endless `curl -N`."""
+    env.start({"heartbeat": 30, "jwt": jwt_conf(issuer=None, audience=None)})
+    bindir = os.path.join(env.dir, "bin")
+    os.makedirs(bindir)
+    os.symlink(harness.BIN, os.path.join(bindir, "sse-fcgi"))
+    shenv = env.backend_env({"PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")})
+
+    def run(index, subst):
+        script = readme_block("### Stream tokens (JWT)", index=index)
+        for a, b in subst:
+            check(a in script, "README block %d lacks %r" % (index, a))
+            script = script.replace(a, b)
+        return subprocess.run(["sh", "-ec", script], capture_output=True, timeout=60 * SLOW,
+                              cwd=env.sse_dir, env=shenv)
+
+    # `curl -N` ends only by its time limit (exit 28): `!` keeps sh -e going to the publish
+    p = run(0, [("/etc/sse-fcgi/sse-fcgi.conf", env.conf_path), ("127.0.0.1:8080", "127.0.0.1:%d" % env.port),
+                ("curl -N ", "! curl -N --max-time 1 ")])
+    out = p.stdout.decode(errors="replace")
+    eq(p.returncode, 0, "README token commands (stderr %r)" % p.stderr[-300:])
+    check(out.startswith("retry:"), "the README's stream printed %r" % out[:200])
+    check('"mode":"local"' in out, "the README's publish printed %r" % out[-200:])
+    p = run(1, [("/etc/sse-fcgi/", env.sse_dir + "/")])
+    eq(p.returncode, 0, "README key commands: %s" % p.stderr.decode(errors="replace"))
+    pub = os.path.join(env.sse_dir, "jwt-public.pem")
+    conf = env.write_conf({"jwt": {"subscribe": True, "public_key_file": pub}},
+                          path=os.path.join(env.sse_dir, "es.conf"))
+    p = harness.run_binary(["-t", "-c", conf], env.san_dir)
+    eq(p.returncode, 0, "-t with the README's public key: %s" % p.stderr.decode(errors="replace"))
