@@ -1,4 +1,5 @@
-# sse-fcgi — plain Makefile, pkg-config for the four libraries.
+# sse-fcgi — plain Makefile, pkg-config for the libraries (libfcgi, hiredis, libconfuse,
+# libcrypto, jansson).
 #
 #   make                 build ./sse-fcgi
 #   make SANITIZE=1      build build/san/sse-fcgi with AddressSanitizer + UBSan
