@@ -71,7 +71,8 @@ unit: $(TEST_BIN)
 
 # valgrind over every unit test binary, then integration runs with the backend itself
 # under valgrind (spawn-fcgi starts `valgrind sse-fcgi`; any report fails the test).
-VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart
+VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart \
+                  jwt_bad_tokens jwt_rotation jwt_public_keys
 valgrind: $(TEST_BIN) $(BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== valgrind $$t"; \
 	    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t >/dev/null; done
