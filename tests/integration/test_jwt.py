@@ -522,9 +522,9 @@ def auth_request(env):
     th.start()
     try:
         env.start_backend({"heartbeat": 30})
-        env.start_nginx(os.path.join(harness.REPO, "examples", "nginx", "auth-request.conf"),
-                        [("the auth endpoint", r"server 127\.0\.0\.1:9000;",
-                          "server 127.0.0.1:%d;" % srv.server_address[1])])
+        env.start_nginx(example=os.path.join(harness.REPO, "examples", "nginx", "auth-request.conf"),
+                        extra_rules=[("the auth endpoint", r"server 127\.0\.0\.1:9000;",
+                                     "server 127.0.0.1:%d;" % srv.server_address[1])])
         s = wait_answer(env, stream_with(env, "doctor-123", "session=alice"), "allowed stream")
         eq(s.status, 200, "stream the auth endpoint allows")
         eq(seen[-1][:2], ("/auth/sse", "/sse/doctor-123"), "subrequest path and X-Original-URI")
