@@ -75,6 +75,9 @@ static const struct key keys[] = {
     T_INT(retry, 1, 3600000),
     T_INT(max_message_bytes, 1, 16 * 1024 * 1024),
     T_INT(stream_queue_bytes, 4096, 1024 * 1024 * 1024),
+    T_INT(history_size, 0, 100000),
+    T_INT(history_ttl, 1, 2592000),
+    T_INT(history_bytes, 0, 1024 * 1024 * 1024),
     T_STR(publish_token, SR_TOKEN),
     T_STR(cors_origin, SR_HEADER),
     T_STR(log_file, SR_ANY),
@@ -512,6 +515,9 @@ void conf_init(struct conf *c)
     c->retry = 3000;
     c->max_message_bytes = 65536;
     c->stream_queue_bytes = 262144;
+    c->history_size = 100;
+    c->history_ttl = 3600;
+    c->history_bytes = 16 * 1024 * 1024;
     c->log_level = xstrdup("info");
     c->redis.port = 6379;
     c->redis.channel_prefix = xstrdup("sse:");

@@ -70,6 +70,9 @@ struct conf {
     int retry;                     /* ms in `retry:` lines, 1..3600000, default 3000 */
     int max_message_bytes;         /* 65536, 1..16 MiB */
     int stream_queue_bytes;        /* 262144, >= 4096 and >= max_message_bytes */
+    int history_size;              /* 100 events per resource, 0..100000; 0 = no ids */
+    int history_ttl;               /* 3600 s after a resource's last publish, 1..2592000 */
+    int history_bytes;             /* 16 MiB, single-server history per process, 0..1 GiB */
     char *publish_token;           /* NULL = no auth; else 16..4096 visible ASCII bytes */
     char *cors_origin;             /* NULL = no Access-Control-Allow-Origin header */
     char *log_file;                /* NULL = stderr */

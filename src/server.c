@@ -35,6 +35,7 @@
 #include "hub.h"
 #include "log.h"
 #include "registry.h"
+#include "resume.h"
 #include "sse.h"
 #include "stream.h"
 
@@ -297,6 +298,18 @@ server_stream_listen(struct server *srv, struct stream *s, const char *resource,
 	slist_add(&srv->idle, s);
 	server_stream_push(srv, s, srv->open_msg, SIZE_MAX);
 	return 0;
+}
+
+void
+server_stream_end(struct server *srv, struct stream *s, unsigned retry_ms)
+{
+	char text[SSE_RETRY_MAX];
+
+	registry_del(srv->reg, &s->node);
+	slist_del(&srv->idle, s);
+	slist_add(&srv->replies, s);
+	s->flags &= (uint8_t)~STREAM_SSE;
+	server_reply_text(srv, s, text, sse_retry_encode(text, retry_ms));
 }
 
 /* ---- request heads ---- */
@@ -620,16 +633,22 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 	size_t ok = 0, failed = 0;
 	struct msg *m;
 
-	if (res == NULL) {
+	/* With history on, an event is framed (it gets its id) and kept even when no
+	 * stream listens now: a client that reconnects later is owed it. */
+	if (res == NULL && !resume_is_on(srv->resume)) {
 		log_debug("Local broadcast to %.*s: 0 success, 0 failed", (int)resource_len, resource);
 		return 0;
 	}
-	m = msg_new(sse_event_size(event, event_len, data, len), 0);
+	m = resume_event_new(srv->resume, resource, resource_len, event, event_len, data, len);
 	if (m == NULL) {
 		log_warn("out of memory encoding an event for %.*s", (int)resource_len, resource);
 		return 0;
 	}
-	sse_event_encode(m->data, event, event_len, data, len);
+	if (res == NULL) {
+		msg_unref(m);
+		log_debug("Local broadcast to %.*s: 0 success, 0 failed", (int)resource_len, resource);
+		return 0;
+	}
 	for (n = registry_resource_first(res); n != NULL; n = next) {
 		next = n->next;   /* a stalled stream leaves the list while we walk it */
 		if (server_stream_push(srv, stream_of_node(n), m, (size_t)srv->conf->stream_queue_bytes) == 0)
@@ -695,6 +714,9 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->open_msg = msg_static(open_text, (size_t)n);
 	srv->hb_msg = msg_static(sse_heartbeat, sse_heartbeat_len);
 	if (srv->open_msg == NULL || srv->hb_msg == NULL)
+		goto fail;
+	srv->resume = resume_new(loop, conf);
+	if (srv->resume == NULL)
 		goto fail;
 	srv->hub = hub_new(loop, conf, on_deliver, srv);
 	if (srv->hub == NULL)
@@ -789,6 +811,7 @@ server_free(struct server *srv)
 	if (srv->reserve_fd != -1)
 		close(srv->reserve_fd);
 	hub_free(srv->hub);
+	resume_free(srv->resume);
 	registry_free(srv->reg);
 	free(srv->open_msg);
 	free(srv->hb_msg);

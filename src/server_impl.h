@@ -18,6 +18,7 @@ struct conn;
 struct fcgi_request;
 struct hub;
 struct registry;
+struct resume;
 
 #define RETRY_AFTER "5"            /* seconds, on 429 and 503 */
 #define STREAM_BLOCKED 16          /* stream flag: waiting for EV_WRITE, do not flush early */
@@ -37,6 +38,7 @@ struct server {
 	size_t ceiling;         /* event streams this process will hold */
 	struct registry *reg;
 	struct hub *hub;
+	struct resume *resume;  /* event ids and history (resume.h) */
 	struct route_prefixes prefixes;
 	struct msg *open_msg;   /* headers + retry:, shared by every stream */
 	struct msg *hb_msg;     /* heartbeat comment */
@@ -59,6 +61,9 @@ void server_stream_kill(struct server *srv, struct stream *s);
 /* Registers s as an event stream of resource and queues the stream's head. -1 ENOMEM. */
 int server_stream_listen(struct server *srv, struct stream *s, const char *resource,
     size_t len);
+/* Ends event stream s early and cleanly: out of its resource, then a last `retry:` of
+ * retry_ms and the end of the request; the browser reconnects on its own. */
+void server_stream_end(struct server *srv, struct stream *s, unsigned retry_ms);
 /* A full process leaves the accept race for a moment (see server.c). */
 void server_listen_step_back(struct server *srv);
 

@@ -17,6 +17,7 @@
 #include "hub.h"
 #include "log.h"
 #include "registry.h"
+#include "resume.h"
 #include "stats.h"
 #include "utf8.h"
 
@@ -105,8 +106,65 @@ server_reply_error(struct server *srv, struct stream *s, int status, const char 
 
 /* ---- routes ---- */
 
+#define RESUME_RETRY_MS 100   /* a replay cut at the queue bound: come back at once */
+
+struct replay_ctx {
+	struct server *srv;
+	struct stream *s;
+	size_t pushed;
+	int dead;
+};
+
+/* Replayed events obey the stream's queue bound like live ones, except that the first
+ * always goes (as an empty queue always takes one event), so every resume progresses. */
+static int
+push_replayed(void *arg, struct msg *m)
+{
+	struct replay_ctx *c = arg;
+	size_t limit = (size_t)c->srv->conf->stream_queue_bytes;
+
+	if (c->pushed > 0 && (size_t)c->s->queued + m->len > limit)
+		return -1;
+	if (server_stream_push(c->srv, c->s, m, SIZE_MAX) == -1) {
+		c->dead = 1;
+		return -1;
+	}
+	c->pushed++;
+	return 0;
+}
+
+/* The stream is open: start it at the client's last id, if it gave one. The header (what
+ * EventSource sends on its own reconnects) wins over the query (a page's stored id). */
 static void
-subscribe(struct server *srv, struct stream *s, const struct route *r)
+resume_start(struct server *srv, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
+{
+	struct replay_ctx c = { srv, s, 0, 0 };
+	const char *id = r->last_event_id;
+	size_t id_len = r->last_event_id_len;
+
+	if (req->last_event_id[0] != '\0') {
+		id = req->last_event_id;
+		id_len = strlen(id);
+	}
+	switch (resume_stream_start(srv->resume, r->resource, r->resource_len, id, id_len,
+	    push_replayed, &c)) {
+	case RESUME_LIVE:
+		break;
+	case RESUME_CUT:
+		if (!c.dead)
+			server_stream_end(srv, s, RESUME_RETRY_MS);
+		break;
+	default:
+		if (!c.dead)
+			server_stream_kill(srv, s);
+		break;
+	}
+}
+
+static void
+subscribe(struct server *srv, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
 {
 	const struct conf *c = srv->conf;
 	struct resource *res;
@@ -129,8 +187,11 @@ subscribe(struct server *srv, struct stream *s, const struct route *r)
 		    "too many streams on this resource");
 		return;
 	}
-	if (server_stream_listen(srv, s, r->resource, r->resource_len) == -1)
+	if (server_stream_listen(srv, s, r->resource, r->resource_len) == -1) {
 		server_reply_error(srv, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
+		return;
+	}
+	resume_start(srv, s, r, req);
 }
 
 static void
@@ -169,6 +230,10 @@ publish(struct server *srv, struct stream *s, const struct route *r,
 	if (too_large) {
 		reply(srv, s, 413, NULL, "{\"error\":\"message over %d bytes\"}",
 		    srv->conf->max_message_bytes);
+		return;
+	}
+	if (r->event_len == 5 && memcmp(r->event, "reset", 5) == 0) {
+		server_reply_error(srv, s, 400, NULL, "the event name reset is reserved");
 		return;
 	}
 	if (req->body_len == 0) {
@@ -258,7 +323,7 @@ server_route(struct server *srv, struct stream *s, const struct fcgi_request *re
 	}
 	switch (r.kind) {
 	case ROUTE_SUBSCRIBE:
-		subscribe(srv, s, &r);
+		subscribe(srv, s, &r, req);
 		break;
 	case ROUTE_PUBLISH:
 		publish(srv, s, &r, req, too_large);
