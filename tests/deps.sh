@@ -14,7 +14,7 @@ PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db"
+chromium systemd man-db iproute2"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"
