@@ -134,6 +134,10 @@ server_stream_kill(struct server *srv, struct stream *s)
 		hub_cancel(srv->hub, s);
 		s->flags &= (uint8_t)~STREAM_PENDING;
 	}
+	if (s->flags & STREAM_HOLD) {
+		resume_stream_gone(srv->resume, s);
+		s->flags &= (uint8_t)~STREAM_HOLD;
+	}
 	ev_io_del(srv->loop, s->fd);
 	s->flags |= STREAM_DEAD;
 	mark_dirty(srv, s);
@@ -625,7 +629,7 @@ on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg)
 /* Encodes the event once and queues the same bytes on every stream of the resource. */
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
 {
 	struct server *srv = arg;
 	struct resource *res = registry_find(srv->reg, resource, resource_len);
@@ -639,7 +643,8 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 		log_debug("Local broadcast to %.*s: 0 success, 0 failed", (int)resource_len, resource);
 		return 0;
 	}
-	m = resume_event_new(srv->resume, resource, resource_len, event, event_len, data, len);
+	m = resume_event_new(srv->resume, resource, resource_len, event, event_len, data, len,
+	    id, id_len, res != NULL);
 	if (m == NULL) {
 		log_warn("out of memory encoding an event for %.*s", (int)resource_len, resource);
 		return 0;
@@ -651,6 +656,9 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 	}
 	for (n = registry_resource_first(res); n != NULL; n = next) {
 		next = n->next;   /* a stalled stream leaves the list while we walk it */
+		if ((stream_of_node(n)->flags & STREAM_HOLD) &&
+		    resume_offer(srv->resume, stream_of_node(n), m, id, id_len))
+			continue;   /* held for a replay, or sent by it */
 		if (server_stream_push(srv, stream_of_node(n), m, (size_t)srv->conf->stream_queue_bytes) == 0)
 			ok++;
 		else
@@ -715,11 +723,11 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->hb_msg = msg_static(sse_heartbeat, sse_heartbeat_len);
 	if (srv->open_msg == NULL || srv->hb_msg == NULL)
 		goto fail;
-	srv->resume = resume_new(loop, conf);
-	if (srv->resume == NULL)
-		goto fail;
 	srv->hub = hub_new(loop, conf, on_deliver, srv);
 	if (srv->hub == NULL)
+		goto fail;
+	srv->resume = resume_new(loop, conf, srv->hub, srv->reg, &server_resume_ops, srv);
+	if (srv->resume == NULL)
 		goto fail;
 
 	fl = fcntl(listen_fd, F_GETFL);
@@ -811,7 +819,7 @@ server_free(struct server *srv)
 	if (srv->reserve_fd != -1)
 		close(srv->reserve_fd);
 	hub_free(srv->hub);
-	resume_free(srv->resume);
+	resume_free(srv->resume);   /* after every stream: they may still be held */
 	registry_free(srv->reg);
 	free(srv->open_msg);
 	free(srv->hb_msg);

@@ -19,10 +19,12 @@ struct fcgi_request;
 struct hub;
 struct registry;
 struct resume;
+struct resume_ops;
 
 #define RETRY_AFTER "5"            /* seconds, on 429 and 503 */
 #define STREAM_BLOCKED 16          /* stream flag: waiting for EV_WRITE, do not flush early */
 #define STREAM_PENDING 32          /* stream flag: a publish awaits the hub's answer */
+#define STREAM_HOLD 64             /* stream flag: resume.c decides about each event */
 
 struct slist {
 	struct stream *head, *tail;
@@ -68,6 +70,9 @@ void server_stream_end(struct server *srv, struct stream *s, unsigned retry_ms);
 void server_listen_step_back(struct server *srv);
 
 /* server_routes.c */
+
+/* What resume.c asks of the server (push, hold, finish, node -> stream). */
+extern const struct resume_ops server_resume_ops;
 
 /* Answers the decoded request on s: a stream, a publish, a count, stats or an error. */
 void server_route(struct server *srv, struct stream *s, const struct fcgi_request *req,

@@ -7,6 +7,7 @@
 #include "server_impl.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,6 +61,10 @@ server_reply_text(struct server *srv, struct stream *s, const char *text, size_t
 {
 	struct msg *m = msg_reply(s->id, text, len);
 
+	if (s->flags & STREAM_HOLD) {   /* its last words: no replay may follow them */
+		resume_stream_gone(srv->resume, s);
+		s->flags &= (uint8_t)~STREAM_HOLD;
+	}
 	if (m == NULL) {
 		server_stream_kill(srv, s);
 		return;
@@ -108,30 +113,59 @@ server_reply_error(struct server *srv, struct stream *s, int status, const char 
 
 #define RESUME_RETRY_MS 100   /* a replay cut at the queue bound: come back at once */
 
-struct replay_ctx {
-	struct server *srv;
-	struct stream *s;
-	size_t pushed;
-	int dead;
-};
+/* ---- what resume.c asks of the server ---- */
 
 /* Replayed events obey the stream's queue bound like live ones, except that the first
  * always goes (as an empty queue always takes one event), so every resume progresses. */
 static int
-push_replayed(void *arg, struct msg *m)
+resume_push(void *arg, void *stream, struct msg *m, int first)
 {
-	struct replay_ctx *c = arg;
-	size_t limit = (size_t)c->srv->conf->stream_queue_bytes;
+	struct server *srv = arg;
+	struct stream *s = stream;
+	size_t limit = (size_t)srv->conf->stream_queue_bytes;
 
-	if (c->pushed > 0 && (size_t)c->s->queued + m->len > limit)
+	if (s->flags & STREAM_DEAD)
+		return -2;
+	if (!first && (size_t)s->queued + m->len > limit)
 		return -1;
-	if (server_stream_push(c->srv, c->s, m, SIZE_MAX) == -1) {
-		c->dead = 1;
-		return -1;
-	}
-	c->pushed++;
-	return 0;
+	return server_stream_push(srv, s, m, SIZE_MAX) == 0 ? 0 : -2;
 }
+
+static void
+resume_hold(void *arg, void *stream, int on)
+{
+	struct stream *s = stream;
+
+	(void)arg;
+	if (on)
+		s->flags |= STREAM_HOLD;
+	else
+		s->flags &= (uint8_t)~STREAM_HOLD;
+}
+
+static void
+resume_finish(void *arg, void *stream, int how)
+{
+	struct server *srv = arg;
+	struct stream *s = stream;
+
+	if (s->flags & STREAM_DEAD)
+		return;
+	if (how == RESUME_CUT && (s->flags & STREAM_SSE))
+		server_stream_end(srv, s, RESUME_RETRY_MS);
+	else if (how == RESUME_FAILED)
+		server_stream_kill(srv, s);
+}
+
+static void *
+resume_node_stream(struct registry_node *n)
+{
+	return (char *)n - offsetof(struct stream, node);
+}
+
+const struct resume_ops server_resume_ops = {
+	resume_push, resume_hold, resume_finish, resume_node_stream
+};
 
 /* The stream is open: start it at the client's last id, if it gave one. The header (what
  * EventSource sends on its own reconnects) wins over the query (a page's stored id). */
@@ -139,27 +173,17 @@ static void
 resume_start(struct server *srv, struct stream *s, const struct route *r,
     const struct fcgi_request *req)
 {
-	struct replay_ctx c = { srv, s, 0, 0 };
 	const char *id = r->last_event_id;
 	size_t id_len = r->last_event_id_len;
+	int how;
 
 	if (req->last_event_id[0] != '\0') {
 		id = req->last_event_id;
 		id_len = strlen(id);
 	}
-	switch (resume_stream_start(srv->resume, r->resource, r->resource_len, id, id_len,
-	    push_replayed, &c)) {
-	case RESUME_LIVE:
-		break;
-	case RESUME_CUT:
-		if (!c.dead)
-			server_stream_end(srv, s, RESUME_RETRY_MS);
-		break;
-	default:
-		if (!c.dead)
-			server_stream_kill(srv, s);
-		break;
-	}
+	how = resume_stream_start(srv->resume, s, r->resource, r->resource_len, id, id_len);
+	if (how == RESUME_CUT || how == RESUME_FAILED)
+		resume_finish(srv, s, how);
 }
 
 static void
