@@ -24,6 +24,9 @@
  * message; that payload is ours (or a peer sse-fcgi's, with its event name)
  * when it is on the same resource. A payload without a meta record just before
  * it is a foreign publish (redis-cli, a seed peer): delivered verbatim, no event.
+ * The kept record lives as long as the subscriber connection that brought it
+ * (reset by on_sub_lost() only): the publisher connection coming and going in
+ * between changes nothing on the subscriber's byte stream.
  */
 #include "hub.h"
 
@@ -73,6 +76,7 @@ struct hub {
 	/* The id of the own echo being delivered through the ledger, NULL otherwise. */
 	const char *echo_id;
 	size_t echo_id_len;
+	int sub_was_lost;             /* since the last resync */
 	void (*on_resync)(void *arg);
 	void *resync_arg;
 	char reason[320];             /* JSON-safe reason of the answer being given */
@@ -217,14 +221,22 @@ static const struct dedup_ops ledger_ops = { ledger_deliver, ledger_finish };
 
 /* ---- redis callbacks ---- */
 
+/* Nothing to do on the subscriber side: the pairing below belongs to the
+ * subscriber connection, and a mode change may be the publisher's alone (a
+ * payload whose meta record was read just before the publisher dropped must
+ * still pair with it: forgetting it would deliver the payload as foreign,
+ * without its name, and the ledger would deliver it again). on_sub_lost()
+ * ends the pairing. */
 static void
 on_mode(void *arg, int up)
 {
 	struct hub *hub = arg;
 
-	hub->meta_valid = 0;
-	if (up && hub->on_resync != NULL && !hub->freeing)
+	/* Back after the subscription was lost: open streams may have missed events. */
+	if (up && hub->sub_was_lost && hub->on_resync != NULL && !hub->freeing) {
+		hub->sub_was_lost = 0;
 		hub->on_resync(hub->resync_arg);
+	}
 }
 
 static void
@@ -233,6 +245,7 @@ on_sub_lost(void *arg)
 	struct hub *hub = arg;
 
 	hub->meta_valid = 0;
+	hub->sub_was_lost = 1;
 	dedup_sub_lost(hub->ledger);
 	arm_deadline(hub);
 }
