@@ -475,8 +475,9 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 			}
 			nreplay++;
 		}
-		truncated = nreplay > 0 && replay[nreplay - 1].seq < head &&
-		    nreplay >= (size_t)(rs->conf->history_size < READ_MAX ? rs->conf->history_size :
+		/* A full read that stops short of the head: the rest comes on the next connection. */
+		truncated = h->n > 0 && h->items[h->n - 1].seq < head &&
+		    h->n >= (size_t)(rs->conf->history_size < READ_MAX ? rs->conf->history_size :
 		    READ_MAX);
 	}
 	/* Held live events of the history's epoch merge by position; the others (no id,

@@ -4,6 +4,7 @@ reasons, Redis restarted empty, the subscriber connection killed while Redis sta
 history bounds and expiry in Redis, and the seam under load across two servers."""
 
 import json
+import signal
 import time
 
 from harness import check, eq, test
@@ -44,19 +45,25 @@ def resume_other_server(env, w):
           "ids %r" % [e.id for e in sa.events])
     # the payload stays byte for byte on sse:doc; the id travels in Redis's history
     eq(rs.cli("XLEN", "__sse-fcgi__:history:sse:doc"), "4", "history length in Redis")
+    eq(rs.cli("HGET", "__sse-fcgi__:head:sse:doc", "e"), sa.events[0].id.rsplit("-", 1)[0], "epoch in Redis")
     check(int(rs.cli("TTL", "__sse-fcgi__:history:sse:doc")) > 3500, "history expiry")
+    # Redis forgot the scripts (a restart, SCRIPT FLUSH): NOSCRIPT, resent as EVAL
+    eq(rs.cli("SCRIPT", "FLUSH"), "OK", "SCRIPT FLUSH")
+    publish_redis(a, "doc", "p4")
+    wait_n(env, sb, 5, "after SCRIPT FLUSH")
+    eq(sb.events[4].id.rsplit("-", 1)[1], "5", "id after SCRIPT FLUSH")
     # a client that had A's second event resumes on B
     lid = sa.events[1].id
     sa.close()
     publish_redis(b, "doc", "while-away")
     r = b.open_stream("doc", headers={"Last-Event-ID": lid})
-    wait_n(env, r, 3, "resume on B")
+    wait_n(env, r, 4, "resume on B")
     publish_redis(a, "doc", "live")
-    wait_n(env, r, 4, "live after resume")
+    wait_n(env, r, 5, "live after resume")
     eq([(e.type, e.data) for e in r.events],
-       [("message", "p2"), ("message", "p3"), ("message", "while-away"), ("message", "live")],
-       "replay on B of what A's client missed, then live")
-    eq([e.id for e in r.events[:2]], [e.id for e in sb.events[2:4]], "replayed ids")
+       [("message", "p2"), ("message", "p3"), ("message", "p4"), ("message", "while-away"),
+        ("message", "live")], "replay on B of what A's client missed, then live")
+    eq([e.id for e in r.events[:3]], [e.id for e in sb.events[2:5]], "replayed ids")
     # the named event keeps its name in the replay
     q = a.open_stream("doc", "?last_event_id=" + sb.events[0].id)
     wait_n(env, q, 1, "query resume on A")
@@ -216,3 +223,33 @@ def resume_drop_under_load(env, w):
     eq(len(got), len(want), "events over %d connections" % len(inc))
     eq(got, want, "every event once, in order, across two servers")
     check(all(e.type == "message" for x in inc for e in x.events), "a reset was sent")
+
+
+@test("redis_resume_deadline")
+@with_world
+def resume_deadline(env, w):
+    """Redis stops answering (SIGSTOP) while a stream resumes: within
+    redis.publish_timeout_ms the stream gets reset "unavailable", then live events;
+    the late answer changes nothing."""
+    rs = w.redis()
+    env.start(dict(redis_conf(rs.port, publish_timeout_ms=300, probe_interval=30), heartbeat=30),
+              procs=1)
+    wait_mode(env, "redis", 10)
+    s = env.open_stream("d")
+    publish_redis(env, "d", "a")
+    publish_redis(env, "d", "b")
+    wait_n(env, s, 2, "events")
+    rs.kill(signal.SIGSTOP)
+    t = time.monotonic()
+    x = env.open_stream("d", headers={"Last-Event-ID": s.events[0].id})
+    wait_n(env, x, 1, "reset while Redis is hung")
+    dt = time.monotonic() - t
+    eq((x.events[0].type, json.loads(x.events[0].data)), ("reset", {"reason": "unavailable"}),
+       "resume against a hung Redis")
+    check(0.25 <= dt <= 0.3 + 0.7, "reset after %.3f s (publish_timeout_ms 300)" % dt)
+    rs.kill(signal.SIGCONT)
+    publish_redis(env, "d", "c")
+    wait_n(env, x, 2, "live after the reset")
+    env.loop.run_for(0.2)
+    eq([(e.type, e.data) for e in x.events], [("reset", '{"reason":"unavailable"}'), ("message", "c")],
+       "nothing replayed when the late answer came")
