@@ -68,6 +68,7 @@ struct wait {
 	size_t nheld, capheld, held_bytes;
 	int overflow;                        /* held events passed the queue bound */
 	int catchup;                         /* after a lost subscription, not a client's id */
+	int again;                           /* the subscription was lost during the read */
 };
 
 struct resume {
@@ -509,7 +510,21 @@ done:
 	free(out);
 	free(order);
 	free(rest);
-	if (how == RESUME_LIVE && w->epoch_len > 0) {
+	if (how == RESUME_LIVE && w->epoch_len > 0 && w->again) {
+		/* What was published after the read's snapshot while the subscription was down
+		 * never came live: catch up once more from here. */
+		struct wait *next;
+		char res[RESOURCE_MAX], ep[EVENTID_EPOCH_MAX + 1];
+		size_t rlen = w->resource_len, elen = w->epoch_len;
+
+		memcpy(res, w->resource, rlen);
+		memcpy(ep, w->epoch, elen);
+		wait_free(w);
+		next = wait_start(rs, stream, res, rlen, ep, elen, pos);
+		if (next != NULL)
+			next->catchup = 1;
+		pos_set(rs, res, rlen, ep, elen, pos, 0);
+	} else if (how == RESUME_LIVE && w->epoch_len > 0) {
 		/* Copies of what the replay sent may still arrive live: drop them. */
 		for (size_t i = 0; i < w->nheld; i++)
 			msg_unref(w->held[i].m);
@@ -586,11 +601,22 @@ on_resync(void *arg)
 
 			for (nd = registry_resource_first(res); nd != NULL; nd = next) {
 				void *stream = rs->ops->node_stream(nd);
+				uint64_t after = p->seq;
 
 				next = nd->next;
-				if (wait_find(rs, stream) != NULL)
+				w = wait_find(rs, stream);
+				if (w != NULL && w->state == W_READ) {
+					w->again = 1;   /* its snapshot may predate the loss */
 					continue;
-				w = wait_start(rs, stream, p->name, p->len, p->epoch, p->epoch_len, p->seq);
+				}
+				if (w != NULL) {   /* W_FILTER: live again, so it catches up too */
+					if (w->epoch_len == p->epoch_len &&
+					    memcmp(w->epoch, p->epoch, p->epoch_len) == 0 && w->after > after)
+						after = w->after;
+					wait_unlink(rs, w);
+					wait_free(w);
+				}
+				w = wait_start(rs, stream, p->name, p->len, p->epoch, p->epoch_len, after);
 				if (w == NULL)
 					break;   /* not up after all, or out of memory: nothing to wait for */
 				w->catchup = 1;
