@@ -759,6 +759,15 @@ resume_event_new(struct resume *rs, const char *resource, size_t resource_len,
 }
 
 int
+resume_has_held(const struct resume *rs)
+{
+	for (const struct wait *w = rs->waits; w != NULL; w = w->next)
+		if (w->stream != NULL)
+			return 1;
+	return 0;
+}
+
+int
 resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id, size_t id_len)
 {
 	struct wait *w = rs->mode == MODE_REDIS ? wait_find(rs, stream) : NULL;

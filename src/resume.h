@@ -80,6 +80,9 @@ struct msg *resume_event_new(struct resume *rs, const char *resource, size_t res
     const char *event, size_t event_len, const char *data, size_t len,
     const char *id, size_t id_len, int listened);
 
+/* 1 while some stream is held (on_deliver then asks resume_offer for held ones). */
+int resume_has_held(const struct resume *rs);
+
 /* For each event about to be queued on a held stream (same id as given to
  * resume_event_new). 1: resume took it (held for the merge, or already delivered by the
  * replay): do not queue it. 0: queue it as usual. */

@@ -30,8 +30,8 @@
  * do); should one slip through, the name is cut at its first CR or LF, so it
  * can never start a line of its own. NUL bytes are passed through untouched.
  */
-#ifndef SSE_H
-#define SSE_H
+#ifndef SSE_SSE_H
+#define SSE_SSE_H
 
 #include <stddef.h>
 
@@ -44,6 +44,12 @@
  * data_len is 0. Only reads its arguments.
  */
 size_t sse_event_size(const char *event, size_t event_len, const char *data, size_t data_len);
+
+/*
+ * The most sse_event_size() can return for any payload of data_len bytes and an event
+ * name of event_len bytes: a payload made only of line breaks (each one "data:\n").
+ */
+size_t sse_event_size_max(size_t data_len, size_t event_len);
 
 /*
  * Writes the framed event into out, which must hold sse_event_size() bytes of
@@ -59,9 +65,9 @@ size_t sse_event_encode(char *out, const char *event, size_t event_len, const ch
  * the name, an id is cut at its first CR or LF; event ids (eventid.h) never hold one.
  */
 size_t sse_event_id_size(const char *id, size_t id_len, const char *event, size_t event_len,
-                         const char *data, size_t data_len);
+    const char *data, size_t data_len);
 size_t sse_event_id_encode(char *out, const char *id, size_t id_len, const char *event,
-                           size_t event_len, const char *data, size_t data_len);
+    size_t event_len, const char *data, size_t data_len);
 
 /*
  * Writes "retry: MS\n\n" (the reconnection delay in milliseconds, followed by a
