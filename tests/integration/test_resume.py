@@ -190,7 +190,7 @@ def resume_queue_bound(env):
     """A replay larger than stream_queue_bytes is sent in parts: each connection gets
     what fits, then ends with a short retry:, and the next one continues from there."""
     env.start({"heartbeat": 30, "history_size": 200, "stream_queue_bytes": 4096,
-               "max_message_bytes": 4096})
+               "stream_queue_soft_bytes": 0, "max_message_bytes": 600})
     a = env.open_stream("big")
     payloads = ["%03d:" % i + "p" * 500 for i in range(40)]     # ~20 KB of history
     publish_all(env, "big", payloads)
