@@ -85,6 +85,9 @@ static const struct key keys[] = {
 	T_INT(stream_queue_bytes, 4096, 1024 * 1024 * 1024),
 	T_INT(stream_queue_soft_bytes, 0, 1024 * 1024 * 1024),
 	T_INT(stream_queue_soft_seconds, 1, 3600),
+	T_INT(history_size, 0, 100000),
+	T_INT(history_ttl, 1, 2592000),
+	T_INT(history_bytes, 0, 1024 * 1024 * 1024),
 	T_STR(publish_token, SR_TOKEN),
 	T_STR(cors_origin, SR_HEADER),
 	T_STR(log_file, SR_ANY),
@@ -552,6 +555,9 @@ conf_init(struct conf *c)
 	c->stream_queue_bytes = 1048576;
 	c->stream_queue_soft_bytes = 262144;
 	c->stream_queue_soft_seconds = 10;
+	c->history_size = 100;
+	c->history_ttl = 3600;
+	c->history_bytes = 16 * 1024 * 1024;
 	c->log_level = xstrdup("info");
 	c->redis.port = 6379;
 	c->redis.channel_prefix = xstrdup("sse:");

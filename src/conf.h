@@ -91,6 +91,9 @@ struct conf {
 									* holds; >= the largest encoded message */
 	int stream_queue_soft_bytes;   /* 262144: soft limit, 0 = none; <= stream_queue_bytes */
 	int stream_queue_soft_seconds; /* 10: time a stream may stay over the soft limit */
+	int history_size;              /* 100 events per resource, 0..100000; 0 = no ids */
+	int history_ttl;               /* 3600 s after a resource's last publish, 1..2592000 */
+	int history_bytes;             /* 16 MiB, single-server history per process, 0..1 GiB */
 	char *publish_token;           /* NULL = no auth; else 16..4096 visible ASCII bytes */
 	char *cors_origin;             /* NULL = no Access-Control-Allow-Origin header */
 	char *log_file;                /* NULL = stderr */

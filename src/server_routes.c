@@ -5,6 +5,8 @@
 #include "server_routes.h"
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "out.h"
 #include "registry.h"
+#include "resume.h"
 #include "sse.h"
 #include "stats.h"
 #include "stream.h"
@@ -115,6 +118,80 @@ server_reply_error(struct server_routes *rt, struct stream *s, int status, const
 
 /* ---- routes ---- */
 
+/* ---- what resume.c asks of the server ---- */
+
+#define RESUME_RETRY_MS 100   /* a replay cut at the queue bound: come back at once */
+
+/* Replayed events obey the stream's queue bound, except that the first always goes (as
+ * an empty queue always takes one event), so every resume progresses. */
+static int
+resume_push(void *arg, void *stream, struct msg *m, int first)
+{
+	struct server_routes *rt = arg;
+	struct stream *s = stream;
+
+	if (s->flags & (STREAM_DEAD | STREAM_CLOSING))
+		return -2;
+	if (!first && (size_t)s->queued + m->len > (size_t)rt->conf->stream_queue_bytes)
+		return -1;
+	return out_stream_push(rt->out, s, m) == 0 ? 0 : -2;
+}
+
+static void
+resume_hold(void *arg, void *stream, int on)
+{
+	struct stream *s = stream;
+
+	(void)arg;
+	if (on)
+		s->flags |= STREAM_HOLD;
+	else
+		s->flags &= (uint8_t)~STREAM_HOLD;
+}
+
+static void
+resume_finish(void *arg, void *stream, int how)
+{
+	struct server_routes *rt = arg;
+	struct stream *s = stream;
+
+	if (s->flags & (STREAM_DEAD | STREAM_CLOSING))
+		return;
+	if (how == RESUME_CUT)
+		out_stream_end(rt->out, s, RESUME_RETRY_MS);
+	else if (how == RESUME_FAILED)
+		out_stream_kill(rt->out, s);
+}
+
+static void *
+resume_node_stream(struct registry_node *n)
+{
+	return (char *)n - offsetof(struct stream, node);
+}
+
+const struct resume_ops server_resume_ops = {
+	resume_push, resume_hold, resume_finish, resume_node_stream
+};
+
+/* The stream is open: start it at the client's last id, if it gave one. The header (what
+ * EventSource sends on its own reconnects) wins over the query (a page's stored id). */
+static void
+resume_start(struct server_routes *rt, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
+{
+	const char *id = r->last_event_id;
+	size_t id_len = r->last_event_id_len;
+	int how;
+
+	if (req->last_event_id[0] != '\0') {
+		id = req->last_event_id;
+		id_len = strlen(id);
+	}
+	how = resume_stream_start(rt->resume, s, r->resource, r->resource_len, id, id_len);
+	if (how == RESUME_CUT || how == RESUME_FAILED)
+		resume_finish(rt, s, how);
+}
+
 /*
  * GET <subscribe_prefix><resource>: the checks a stream open goes through (access checks
  * belong before the limits, so that a refused request counts against nothing), then the
@@ -158,7 +235,8 @@ subscribe(struct server_routes *rt, struct stream *s, const struct route *r,
 		server_reply_error(rt, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
 		return;
 	}
-	out_stream_push(rt->out, s, rt->open_msg);
+	if (out_stream_push(rt->out, s, rt->open_msg) == 0)
+		resume_start(rt, s, r, req);
 }
 
 static void
@@ -202,6 +280,10 @@ publish(struct server_routes *rt, struct stream *s, const struct route *r,
 		rt->refused++;
 		reply(s, 413, NULL, "{\"error\":\"message over %d bytes\"}",
 		    rt->conf->max_message_bytes);
+		return;
+	}
+	if (r->event_len == 5 && memcmp(r->event, "reset", 5) == 0) {
+		server_reply_error(rt, s, 400, NULL, "the event name reset is reserved");
 		return;
 	}
 	if (req->body_len == 0) {

@@ -15,7 +15,7 @@ spawn-fcgi curl"
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db openssl python3-jwt python3-cryptography"
+chromium systemd man-db openssl python3-jwt python3-cryptography iproute2"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"

@@ -18,6 +18,14 @@
  * Only a new EventSource helps then. Wait a random delay that doubles with
  * each failure, capped, so that a crowd of browsers does not return at once.
  *
+ * Resume: every event carries an id. The browser sends the last one back as
+ * Last-Event-ID on its own reconnects, and sse-fcgi replays what was missed.
+ * A new EventSource starts without it, so the last id goes into its URL as
+ * ?last_event_id= (the header wins when both are there). When the missed
+ * events cannot be replayed (too old, the server restarted), the stream
+ * starts with one `reset` event instead: listen for it and reload the state
+ * the page shows (here: say so; a real page would fetch its data again).
+ *
  *   url        the stream, e.g. "/sse/doctor-123"
  *   listeners  { eventName: function (MessageEvent) } ("message" = unnamed)
  *   onState    function (state, eventSource, delayMs): "connecting", "open",
@@ -25,12 +33,18 @@
  * Returns { close() } to stop for good.
  */
 function liveEventSource(url, listeners, onState) {
-  var es = null, failures = 0, timer = null;
+  var es = null, failures = 0, timer = null, lastId = "";
+
+  function remember(ev) {
+    if (ev.lastEventId) lastId = ev.lastEventId;
+  }
 
   function connect() {
     timer = null;
-    es = new EventSource(url);
+    es = new EventSource(lastId ? url + (url.indexOf("?") < 0 ? "?" : "&") +
+                         "last_event_id=" + encodeURIComponent(lastId) : url);
     Object.keys(listeners).forEach(function (name) {
+      es.addEventListener(name, remember);
       es.addEventListener(name, listeners[name]);
     });
     es.onopen = function () {
@@ -134,7 +148,7 @@ function liveEventSource(url, listeners, onState) {
   function follow(key, res, apply) {
     var st = demo.streams[key] = {
       resource: res, url: "/sse/" + encodeURIComponent(res), state: "CONNECTING",
-      instances: 0, opens: 0, gaveUp: 0, events: 0, last: null, refused: null
+      instances: 0, opens: 0, gaveUp: 0, events: 0, last: null, refused: null, resets: [], seen: []
     };
     var conn = $(key + "-conn");
     var current = null, handle = null;
@@ -144,9 +158,23 @@ function liveEventSource(url, listeners, onState) {
       try { data = JSON.parse(ev.data); } catch (e) { data = null; }
       st.events++;
       demo.received++;
-      st.last = { type: ev.type, data: ev.data };
+      st.last = { type: ev.type, data: ev.data, id: ev.lastEventId };
+      st.seen.push(ev.data);
+      if (st.seen.length > 200) st.seen.shift();
       logLine(res, ev.type, ev.data);
       if (data && typeof data === "object") apply(data);
+    }
+
+    // The missed events could not be replayed: the shown values may be stale
+    // until the next update. Say so where the user looks.
+    function onReset(ev) {
+      var why;
+      try { why = JSON.parse(ev.data).reason; } catch (e) { why = "unknown"; }
+      st.resets.push(why);
+      logLine(res, "reset", ev.data);
+      var note = $(key + "-reset");
+      note.textContent = "Some updates were missed (" + why + "): showing the next ones as they come.";
+      note.hidden = false;
     }
 
     function onState(state, es, delay) {
@@ -183,7 +211,8 @@ function liveEventSource(url, listeners, onState) {
     handle = liveEventSource(st.url, {
       message: onMessage,               // publishes without ?event=
       queue_update: onMessage,
-      status_change: onMessage
+      status_change: onMessage,
+      reset: onReset
     }, onState);
   }
 

@@ -355,8 +355,37 @@ def _browser_phases(env, browser, conf, retry_ms):
     tab.wait_text("#appt-position", "3")
     eq(tab.text("#appt-wait"), "10 min", "#appt-wait after an unnamed event")
 
+    # 1b. The page's connections are cut (the TCP connections to nginx are
+    #     destroyed) and events are published while it is away: after its own
+    #     reconnect (Last-Event-ID) the page shows every one of them, once.
+    before = tab.demo()
+    n_trans = len(before["transitions"])
+    r = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(env.port)],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0, "ss -K: %s" % r.stderr)
+    away = [{"type": "queue_update", "nowServing": "C-%d" % i, "waiting": 10 - i} for i in range(3)]
+    for p in away:
+        env.publish(DOCTOR, json.dumps(p), event="queue_update")   # delivered to 0 or 1
+
+    def resumed():
+        d = tab.demo()
+        s = d["streams"]["doctor"]
+        mine = [x.split(" ")[1] for x in d["transitions"][n_trans:] if x.startswith("doctor#")]
+        return "CONNECTING" in mine and s["state"] == "OPEN" and json.dumps(away[-1]) in s["seen"]
+    browser.wait(resumed, retry_ms / 1000 + 10,
+                 lambda: "the doctor stream to reconnect and catch up (%s)" % tab.summary())
+    tab.wait_text("#now-serving", "C-2")
+    after = tab.demo()["streams"]["doctor"]
+    eq(after["instances"], before["streams"]["doctor"]["instances"], "EventSource objects (native reconnect)")
+    eq(after["seen"][-3:], [json.dumps(p) for p in away], "events published while the page was away")
+    eq(after["events"], before["streams"]["doctor"]["events"] + 3, "events received (each once)")
+    eq(after["resets"], [], "resets after a cut (the history had every event)")
+    check(tab.js("document.getElementById('doctor-reset').hidden"), "reset note shown without a reset")
+
     # 2. The backend crashes and is back at once: each EventSource reconnects by
     #    itself after retry: (CONNECTING -> OPEN, same object, no script help).
+    #    Its Last-Event-ID names the crashed process's history: the page is told
+    #    with a `reset` (reason "epoch") and says so.
     before = tab.demo()
     n_trans = len(before["transitions"])
     env.stop_backend(signal.SIGKILL)
@@ -383,6 +412,9 @@ def _browser_phases(env, browser, conf, retry_ms):
            "times %s's EventSource gave up" % key)
     _publish(env, DOCTOR, {"type": "queue_update", "nowServing": "A-18"}, event="queue_update")
     tab.wait_text("#now-serving", "A-18")
+    eq(tab.demo()["streams"]["doctor"]["resets"], ["epoch"], "resets after the backend restart")
+    check("missed" in (tab.text("#doctor-reset") or ""),
+          "the page does not show the reset: %r" % tab.text("#doctor-reset"))
 
     # 3. A graceful stop, backend left down: each stream gets a jittered
     #    retry: and a clean end; the browser's reconnect meets nginx's 502 and
