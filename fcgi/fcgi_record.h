@@ -65,6 +65,8 @@ struct fcgi_tail {
 	uint32_t skip;       /* content + padding bytes of the current record still to skip */
 	uint8_t hdr_len;
 	uint8_t hdr[FCGI_REC_HEADER_LEN];
+	uint8_t keep_conn;   /* the peer keeps the connection after our END_REQUEST
+	                      * (FCGI_KEEP_CONN): set by its reader, in the padding */
 };
 
 /* Returns 1 when an ABORT_REQUEST (or a BEGIN_REQUEST: we never multiplex) was seen,

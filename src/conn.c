@@ -111,7 +111,7 @@ conn_dispatch(struct conn *c)
 	cr.too_large = c->scan.stdin_dropped;
 	/* a peer that keeps the connection sends nothing more before our END_REQUEST:
 	 * anything past the request means it is not following the protocol */
-	cr.keep_conn = c->scan.keep_conn && c->len == c->scan.off;
+	cr.tail.keep_conn = c->scan.keep_conn && c->len == c->scan.off;
 	if (fcgi_request_parse(&req, c->buf, c->len) == -1) {
 		if (errno != EMFILE && errno != ENFILE && errno != ENOMEM) {
 			log_warn("undecodable FastCGI request: %s", strerror(errno));

@@ -38,12 +38,13 @@ struct conn_pool;
 struct conn_request {
 	uint16_t id;                      /* FastCGI request id */
 	const struct fcgi_request *req;   /* NULL: decoding lacked memory or descriptors */
-	struct fcgi_tail tail;            /* watcher state for the bytes after the request */
+	struct fcgi_tail tail;            /* watcher state for the bytes after the request;
+	                                   * tail.keep_conn: the peer asked to keep the
+	                                   * connection and sent nothing after the request,
+	                                   * so after the answer conn_pool_keep() may read
+	                                   * the next one */
 	int ended;                        /* those bytes already aborted the request */
 	int too_large;                    /* STDIN passed max_message_bytes: answer 413 */
-	int keep_conn;                    /* the peer asked to keep the connection, and
-	                                   * nothing followed the request: after the answer,
-	                                   * conn_pool_keep() may read the next request */
 };
 
 /* fd, still registered in the loop for EV_READ, is the callee's from now on. */

@@ -122,7 +122,7 @@ static void
 stream_kill(struct out *out, struct stream *s, int keep)
 {
 	if (!keep)
-		s->flags &= (uint8_t)~STREAM_KEEP;
+		s->tail.keep_conn = 0;
 	if (s->flags & STREAM_DEAD)
 		return;
 	if (s->flags & STREAM_SSE) {
@@ -132,9 +132,9 @@ stream_kill(struct out *out, struct stream *s, int keep)
 	} else {
 		slist_del(&out->replies, s);
 	}
-	if (s->flags & STREAM_PENDING) {
+	if (s->flags & (STREAM_PENDING | STREAM_HOLD)) {
 		out->on_abandon(out->arg, s);
-		s->flags &= (uint8_t)~STREAM_PENDING;
+		s->flags &= (uint8_t)~(STREAM_PENDING | STREAM_HOLD);
 	}
 	ev_io_del(out->loop, s->fd);
 	s->flags |= STREAM_DEAD;
@@ -150,7 +150,7 @@ out_stream_kill(struct out *out, struct stream *s)
 static void
 stream_finalize(struct out *out, struct stream *s)
 {
-	int fd = s->fd, keep = (s->flags & STREAM_KEEP) != 0;
+	int fd = s->fd, keep = s->tail.keep_conn;
 
 	stream_release(s);
 	free(s);
@@ -312,8 +312,7 @@ on_stream_io(struct ev_loop *loop, int fd, int events, void *arg)
 }
 
 struct stream *
-out_stream_adopt(struct out *out, int fd, uint16_t id, const struct fcgi_tail *tail,
-    int keep)
+out_stream_adopt(struct out *out, int fd, uint16_t id, const struct fcgi_tail *tail)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -327,8 +326,6 @@ out_stream_adopt(struct out *out, int fd, uint16_t id, const struct fcgi_tail *t
 	s->owner = out;
 	s->fd = fd;
 	s->id = id;
-	if (keep)
-		s->flags |= STREAM_KEEP;
 	if (tail != NULL)
 		s->tail = *tail;
 	ev_io_rebind(out->loop, fd, on_stream_io, s);
@@ -351,7 +348,7 @@ out_stream_listen(struct out *out, struct stream *s, const char *resource, size_
 	slist_del(&out->replies, s);
 	s->flags |= STREAM_SSE;
 	/* an event stream ends only when one side leaves: its connection is never kept */
-	s->flags &= (uint8_t)~STREAM_KEEP;
+	s->tail.keep_conn = 0;
 	slist_add(&out->idle, s);
 	return 0;
 }
@@ -425,6 +422,20 @@ out_heartbeat_restart(struct out *out)
 	/* re-plans from the list */
 	if (ev_timer_start(out->loop, &out->heartbeat_timer, 0) == -1)
 		out->heartbeat_lost = 1;
+}
+
+void
+out_stream_end(struct out *out, struct stream *s, unsigned retry_ms)
+{
+	char text[SSE_RETRY_MAX];
+
+	if (!(s->flags & STREAM_SSE) || (s->flags & STREAM_DEAD))
+		return;
+	registry_del(out->reg, &s->node);
+	slist_del(&out->idle, s);
+	slist_add(&out->replies, s);
+	s->flags &= (uint8_t)~STREAM_SSE;
+	out_stream_reply(out, s, text, sse_retry_encode(text, retry_ms));
 }
 
 void

@@ -29,10 +29,11 @@ struct out;
 
 /* A stream's descriptor was closed. */
 typedef void out_release_fn(void *arg);
-/* A reply adopted with keep is out in full: fd (no longer in the loop) is the owner's
- * again, to read the next request from. */
+/* A reply whose request asked to keep the connection (tail.keep_conn) is out in full: fd
+ * (no longer in the loop) is the owner's again, to read the next request from. */
 typedef void out_keep_fn(void *arg, int fd);
-/* s, flagged STREAM_PENDING, is being killed: forget whatever waits to answer it. */
+/* s, flagged STREAM_PENDING (a publish awaits its answer) or STREAM_HOLD (a replay is
+ * being prepared for it), is being killed: forget whatever waits to answer it. */
 typedef void out_abandon_fn(void *arg, struct stream *s);
 
 /* loop, conf and reg are borrowed and outlive the out; conf is read live (SIGHUP).
@@ -46,12 +47,12 @@ void out_free(struct out *out);
 /*
  * Takes fd (registered in the loop for EV_READ by the conn it came from) as a reply
  * stream for request id; tail is the watcher state of the bytes read past the request.
- * keep: once a reply (not an event stream) is out in full, fd goes back to the owner
- * (on_keep) instead of being closed; any error, EOF or abort closes it as usual.
+ * With tail->keep_conn, once a reply (not an event stream) is out in full, fd goes back
+ * to the owner (on_keep) instead of being closed; an error, EOF or abort closes it.
  * NULL on ENOMEM: fd is then closed (and on_release called).
  */
 struct stream *out_stream_adopt(struct out *out, int fd, uint16_t id,
-    const struct fcgi_tail *tail, int keep);
+    const struct fcgi_tail *tail);
 /* The out a stream belongs to, for callbacks that only get the stream. */
 struct out *out_of(const struct stream *s);
 
@@ -70,6 +71,10 @@ void out_stream_reply(struct out *out, struct stream *s, const char *text, size_
 /* Takes s out of every list; it is closed and freed at the next flush. */
 void out_stream_kill(struct out *out, struct stream *s);
 
+/* Ends event stream s early and cleanly: out of its resource, then a last retry: of
+ * retry_ms and the end of the request (a replay cut at the queue bound: the browser
+ * comes back at once for the rest). */
+void out_stream_end(struct out *out, struct stream *s, unsigned retry_ms);
 /* Queues m on every stream of res; returns how many took it. */
 size_t out_deliver(struct out *out, const struct resource *res, struct msg *m);
 /* Shutdown: every event stream gets a last retry: of retry_ms plus a random 0..jitter_ms
