@@ -151,7 +151,9 @@ class Soak:
         self.counts["opened"] += 1
 
     def inflight(self):
-        return sum(1 for s in self.streams[-600:] if s.t_ready is None and s.reading and not s.ex.complete)
+        """Streams still waiting for their response head (the newest are last,
+        churn moves a few others around: a bound, not an exact count)."""
+        return sum(1 for s in self.streams[-600:] if s.ex.status is None and s.reading and not s.ex.complete)
 
     def close_stream(self, i, now):
         s = self.streams[i]
