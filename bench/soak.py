@@ -74,6 +74,7 @@ GRACE_S = 5.0          # a stream closed this soon after a publish is not asked 
 SETTLE_S = 15.0        # after a Redis restart, re-subscribing may take this long
 OUT_DIR = os.environ.get("SOAK_OUT", os.path.join(HERE, "results"))
 SEED = env_num("SOAK_SEED", 1)
+HOLD_END_S = env_num("SOAK_HOLD_END_S", 0.0, float)
 
 PAYLOAD = re.compile(r'^\{"l":(\d+),"s":(\d+),')
 
@@ -426,6 +427,10 @@ class Soak:
         self.end_rss = [self.rss(p) if harness.pid_alive(p) else -1 for p in self.pids]
         self.t_end = time.monotonic() - self.t_start
         log("descriptors after closing every stream: %r (baseline %r)" % (self.end_fds, self.base_fds))
+        if HOLD_END_S > 0:
+            # for a look at the idle processes (gdb, /proc) before they stop
+            log("holding %.0f s before stopping pids %r" % (HOLD_END_S, self.pids))
+            self.loop.run_for(HOLD_END_S)
         for k, e in enumerate(self.envs):
             for p in e.teardown():   # exit status, crash signs, sanitizer reports
                 self.problems.append("server %s: %s" % ("ab"[k], p))
