@@ -9,6 +9,7 @@
 #   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`, strace for
 #                           bench/hop.py (and linux-perf for BENCH_PROFILE=1, where the
 #                           kernel has it)
+#   sh tests/deps.sh soak   everything, plus gnuplot for `make soak`
 set -eu
 
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev libssl-dev libjansson-dev nginx
@@ -17,6 +18,9 @@ OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
 chromium systemd man-db openssl python3-jwt python3-cryptography iproute2"
+fi
+if [ "${1:-}" = soak ]; then
+	PKGS="$PKGS gnuplot-nox"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox strace"
