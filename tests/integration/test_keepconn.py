@@ -1,8 +1,7 @@
 """FastCGI kept connections (FCGI_KEEP_CONN): one connection carries request
-after request; a refused request, a request without the flag, a peer that
-leaves mid-request and the shipped nginx upstream keepalive pool all behave."""
+after request; a refused request, a request without the flag and a peer that
+leaves mid-request all behave."""
 
-import os
 import socket
 import struct
 
@@ -154,42 +153,3 @@ def keep_conn_raw(env):
     check(got[:42] == sent + ["after", "last"] and sorted(got[42:]) in (["idle"], ["gone", "idle"]),
           lambda: "events on a stream: %r" % got[40:])
     barrier(env, "kc", watch, got)
-
-
-def backend_sockets(pid):
-    """Inodes of the backend's socket descriptors."""
-    out = set()
-    d = "/proc/%d/fd" % pid
-    for fd in os.listdir(d):
-        try:
-            t = os.readlink(os.path.join(d, fd))
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            out.add(t)
-    return out
-
-
-@test("keep_conn_nginx")
-def keep_conn_nginx(env):
-    """The shipped nginx.conf sends publishes over its upstream keepalive pool:
-    40 publishes (each from a new HTTP connection) reuse kept FastCGI
-    connections, while each stream keeps a connection of its own."""
-    env.start({"heartbeat": 30})
-    watch = [env.open_stream("kn") for _ in range(3)]
-    base = backend_sockets(env.pid)
-    seen = set()
-    for i in range(40):
-        r = env.publish("kn", '{"i":%d}' % i)
-        eq(r.get("delivered"), 3, "publish %d delivered" % i)
-        seen |= backend_sockets(env.pid) - base
-    env.loop.wait(lambda: all(len(s.events) == 40 for s in watch), 5, "40 events on 3 streams")
-    for s in watch:
-        eq([e.data for e in s.events], ['{"i":%d}' % i for i in range(40)], "events in order")
-    # one worker, publishes one after another: one kept connection serves them all
-    check(1 <= len(seen) <= 2, lambda: "40 publishes used %d FastCGI connections (kept ones: 1-2)" % len(seen))
-    # stats and a bad publish ride the pool too, and the pool still works after them
-    ex = env.request("POST", "/publish/a%20b", b'{"x":1}')
-    eq(ex.status, 400, "bad resource through the pool")
-    eq(env.stats()["streams"], 3, "stats through the pool")
-    barrier(env, "kn", watch, ['{"i":%d}' % i for i in range(40)])
