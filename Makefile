@@ -7,6 +7,8 @@
 #   make unit            cmocka unit tests only (honours SANITIZE=1)
 #   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir): binary, config,
 #                        man page, systemd units, examples; make uninstall removes them
+#   make deb             build/deb/sse-fcgi_<version>_<arch>.deb with dpkg-buildpackage
+#                        (from a copy of this tree in build/deb/; needs debhelper)
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -46,7 +48,7 @@ LIB      := $(O)/libssefcgi.a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 
-.PHONY: all unit test check integration deps install uninstall clean bench run valgrind
+.PHONY: all unit test check integration deps install uninstall clean bench run valgrind deb
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB)
@@ -96,7 +98,8 @@ run:
 MAN8DIR        ?= $(MANDIR)/man8
 SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 DOCDIR         ?= $(PREFIX)/share/doc/sse-fcgi
-DOC_EXAMPLES   := $(wildcard examples/nginx examples/lighttpd examples/multi-server)
+DOC_EXAMPLES   := $(wildcard examples/nginx examples/lighttpd examples/apache examples/caddy \
+                    examples/multi-server examples/php examples/python)
 CONF_DEST      := $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
 
 # The units and examples name /usr/local/sbin/sse-fcgi and /etc/sse-fcgi/; installed
@@ -135,7 +138,11 @@ install: $(BIN)
 	done
 	set -e; for d in $(DOC_EXAMPLES); do \
 		install -d $(DESTDIR)$(DOCDIR)/$$d; \
-		for f in $$d/*; do install -m 0644 $$f $(DESTDIR)$(DOCDIR)/$$f; done; \
+		for f in $$d/*; do \
+			sed -e 's|/usr/local/sbin/sse-fcgi|$(SBINDIR)/sse-fcgi|g' \
+			    -e 's|/etc/sse-fcgi/|$(sysconfdir)/sse-fcgi/|g' $$f > $(DESTDIR)$(DOCDIR)/$$f || exit 1; \
+			chmod 0644 $(DESTDIR)$(DOCDIR)/$$f; \
+		done; \
 	done
 	for f in README.md docs/README-lighttpd-and-install.md; do \
 		[ ! -f $$f ] || install -m 0644 $$f $(DESTDIR)$(DOCDIR)/; \
@@ -157,5 +164,19 @@ uninstall:
 
 clean:
 	rm -rf build sse-fcgi
+
+# The Debian package, built from a copy of this tree so that dpkg-buildpackage's
+# output (which it writes beside the source) lands in build/deb/ and the tree's own
+# build stays as it is. The version is debian/changelog's, which must equal VERSION.
+DEB_DIR := build/deb
+deb:
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "debian/changelog says $$v, the Makefile $(VERSION)"; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/sse-fcgi-$(VERSION)
+	tar --anchored --exclude=./build --exclude=./.git --exclude=./sse-fcgi --exclude=./node_modules \
+		--exclude='*/__pycache__' -cf - . | tar -C $(DEB_DIR)/sse-fcgi-$(VERSION) -xf -
+	cd $(DEB_DIR)/sse-fcgi-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
 
 -include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_BIN:%=%.d)

@@ -955,9 +955,11 @@ class Env:
         return res
 
     # -- nginx
-    def start_nginx(self):
+    def start_nginx(self, example=None):
+        """nginx from examples/nginx/nginx.conf (or another copy of it, such
+        as the one a package installed) after substitute_nginx_conf."""
         self.port = free_port()
-        with open(NGINX_EXAMPLE) as f:
+        with open(example or NGINX_EXAMPLE) as f:
             text = f.read()
         text = substitute_nginx_conf(text, self.port, self.sock, self.ngx_log,
                                      os.path.join(self.run_dir, "nginx.pid"), self.ngx_tmp)
