@@ -29,6 +29,7 @@ import socket
 import subprocess
 import time
 
+from front_helpers import Apache
 from harness import (BIN, NGINX_EXAMPLE, NGINX_FASTCGI_PARAMS, REPO, SLOW, WORKER_USER, check,
                      clean_environ, eq, fail, free_port, pid_alive, pids_with_cmdline,
                      substitute_nginx_conf, test, wait_pid_exit)
@@ -43,15 +44,21 @@ SHIPPED_ROOT = "/var/www/sse-fcgi-demo"
 
 # ---------------------------------------------------------------- nginx + page
 
-def start_nginx_with_page(env):
-    """env.start_nginx(), plus one rule of the documented substitution that
-    the generic harness leaves alone: the page root moves to <dir>/www, which
-    gets a copy of examples/demo/ readable by the workers (www-data)."""
+def copy_page(env):
+    """<dir>/www: a copy of examples/demo/ readable by the workers (www-data)."""
     www = os.path.join(env.dir, "www")
     shutil.copytree(DEMO_SRC, www)
     os.chmod(www, 0o755)
     for f in os.listdir(www):
         os.chmod(os.path.join(www, f), 0o644)
+    return www
+
+
+def start_nginx_with_page(env):
+    """env.start_nginx(), plus one rule of the documented substitution that
+    the generic harness leaves alone: the page root moves to <dir>/www, which
+    gets a copy of examples/demo/."""
+    www = copy_page(env)
     env.port = free_port()
     with open(NGINX_EXAMPLE) as f:
         text = f.read()
@@ -323,6 +330,42 @@ def browser_demo(env):
         _browser_phases(env, browser, conf, retry_ms)
     finally:
         browser.close()
+
+
+@test("browser_demo[apache]")
+def browser_demo_apache(env):
+    """The same phases with the page and the streams served by
+    examples/apache/apache2.conf as shipped (page root moved like nginx's):
+    where nginx answers 502 for a backend that is down, Apache answers 503,
+    and with retry=0 it lets the next request through once sse-fcgi is back.
+    Apache notices a closed tab only when it next writes to it, so the 429
+    phase (a slot freed by closing a tab) needs a short heartbeat here."""
+    retry_ms = int(1500 * SLOW)
+    conf = {"retry": retry_ms, "max_streams_per_resource": 1, "heartbeat": 2}
+    env.start_backend(conf)
+    front = Apache(env, root=copy_page(env))
+    ok = False
+    try:
+        front.start()
+        page = env.request("GET", "/")
+        eq(page.status, 200, "GET / (the demo page) through the shipped apache2.conf")
+        check((page.header("content-type") or "").startswith("text/html"),
+              "content type of the page: %r" % page.header("content-type"))
+        js = env.request("GET", "/demo.js")
+        check((js.header("content-type") or "").startswith("text/javascript"),
+              "content type of demo.js: %r" % js.header("content-type"))
+        browser = Chromium(env)
+        try:
+            _browser_phases(env, browser, conf, retry_ms)
+        finally:
+            browser.close()
+        ok = True
+    finally:
+        problems = front.stop()
+        if problems and ok:
+            fail("\n".join(problems))
+        for p in problems:
+            env.note("while stopping apache: " + p)
 
 
 def _browser_phases(env, browser, conf, retry_ms):
