@@ -14,7 +14,8 @@ of one sse-fcgi started with the spawn-fcgi line of examples/nginx/spawn-fcgi.sh
 
     make build/bench/sse-load && /usr/bin/python3 bench/fronts.py [--fronts nginx,apache] [--idle N]
 
-Prints a Markdown table and writes bench/results/fronts.json.  Python 3
+Prints each phase's result as it comes and a Markdown table at the end; with
+--json FILE also writes everything there.  Python 3
 standard library only; run as root (the fronts run as in production:
 www-data, caddy)."""
 
@@ -36,7 +37,6 @@ from front_helpers import Apache, Caddy  # noqa: E402
 from lighttpd_helpers import Lighttpd  # noqa: E402
 
 LOAD = os.environ.get("SSE_LOAD_BIN", os.path.join(ROOT, "build/bench/sse-load"))
-RESULTS = os.path.join(HERE, "results")
 BACKEND_CONF = {"max_streams_per_resource": 1048576, "log_level": "notice"}
 
 
@@ -187,6 +187,7 @@ def main():
     ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--apache-held", type=int, default=4400)
+    ap.add_argument("--json")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -217,9 +218,9 @@ def main():
                 stand.close()
         out["fronts"][front] = res
         print(front, json.dumps(res), flush=True)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "fronts.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
     print("\n| front | idle streams held | front memory / idle stream | sse-fcgi / idle stream "
           "| streams per GiB | 1,000 streams p50 / p99 |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -78,7 +78,7 @@ def apache_example_valid(env):
 @test("apache_front")
 def apache_front(env):
     with apache(env, {"heartbeat": 1, "retry": 2000}) as front:
-        check(front.children(), "apache2 started no children")
+        env.loop.wait(lambda: front.children(), 10, lambda: "apache2 to start its children: %s" % front.log())
         for pid in front.children():
             eq(int(harness.proc_status_field(pid, "Uid").split()[0]), env.uid, "uid of an apache2 child (www-data)")
         dt = exercise(env, front, heartbeat=1)
