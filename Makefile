@@ -6,7 +6,9 @@
 #                        then the same suite again under SANITIZE=1
 #   make unit            cmocka unit tests only (honours SANITIZE=1)
 #   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir): binary, config,
-#                        man page, systemd units, examples; make uninstall removes them
+#                        man page, systemd units, examples; make uninstall removes them.
+#                        The config goes to $(sysconfdir)/sse-fcgi (/etc whatever the PREFIX:
+#                        every example, unit and the man page name /etc/sse-fcgi/sse-fcgi.conf)
 #   make deb             build/deb/sse-fcgi_<version>_<arch>.deb with dpkg-buildpackage
 #                        (from a copy of this tree in build/deb/; needs debhelper)
 
@@ -14,7 +16,7 @@ PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
-sysconfdir ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+sysconfdir ?= /etc
 DESTDIR    ?=
 VERSION    := 0.1.0
 

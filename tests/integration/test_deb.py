@@ -8,7 +8,9 @@ and `apt-get purge` leaves none of its files behind.
 
 It installs into the real system, so it runs once per `make test`: in the
 plain pass (the sanitized pass skips it: the package holds the plain build
-anyway), serialised with any other run on the machine by a lock file."""
+anyway), serialised by the lock of test_install's system-wide test, and
+skipped where sse-fcgi is installed on this machine other than by this
+package (its config would be taken over and purged)."""
 
 import contextlib
 import fcntl
@@ -22,7 +24,9 @@ import harness
 from harness import REPO, SLOW, check, eq, fail, test
 
 PKG = "sse-fcgi"
-LOCK = "/run/lock/sse-fcgi-deb-test.lock"
+# one system-wide install test at a time on this machine (test_install.py's lock)
+LOCK = "/run/lock/sse-fcgi-system-test.lock"
+NOT_OURS = ("/usr/sbin/sse-fcgi", "/etc/sse-fcgi", "/usr/local/sbin/sse-fcgi")
 DOC = "/usr/share/doc/sse-fcgi"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 APT_OPTS = ["-y", "-q", "-o", "DPkg::Lock::Timeout=120"]
@@ -76,6 +80,9 @@ def deb_package(env):
         if status():
             env.note("sse-fcgi was installed before the test (%s): purged first" % status())
             purge()
+        taken = [p for p in NOT_OURS if os.path.exists(p)]
+        if taken:
+            raise harness.TestSkip("sse-fcgi is installed on this machine (%s): not overwriting it" % ", ".join(taken))
         # the README's commands, as typed
         sh(["make", "deb"], timeout=300, env={"DEB_BUILD_OPTIONS": "parallel=2"})
         check(os.path.isfile(os.path.join(REPO, deb)), "make deb did not produce %s" % deb)
