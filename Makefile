@@ -66,7 +66,10 @@ $(O)/%.o: %.c
 
 $(O)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# test_server injects failures into the loop calls that server, conn and out make.
+$(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set
 
 # Unit tests: every tests/unit/test_*.c is one cmocka binary.
 unit: $(TEST_BIN)

@@ -291,6 +291,8 @@ reload(struct signals *sg)
 	cur->heartbeat = next.heartbeat;
 	cur->max_message_bytes = next.max_message_bytes;
 	cur->stream_queue_bytes = next.stream_queue_bytes;
+	cur->stream_queue_soft_bytes = next.stream_queue_soft_bytes;
+	cur->stream_queue_soft_seconds = next.stream_queue_soft_seconds;
 	tmp = cur->publish_token;
 	cur->publish_token = next.publish_token;
 	next.publish_token = tmp;

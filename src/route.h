@@ -26,35 +26,35 @@
  * guessing which one the publisher meant. Every other parameter is ignored,
  * and on the other routes the whole query is ignored (event is left NULL).
  */
-#ifndef ROUTE_H
-#define ROUTE_H
+#ifndef SSE_ROUTE_H
+#define SSE_ROUTE_H
 
 #include <stddef.h>
 
 enum route_kind {
-    ROUTE_NONE,
-    ROUTE_SUBSCRIBE,        /* GET  <subscribe><resource> */
-    ROUTE_PUBLISH,          /* POST <publish><resource>[?event=NAME] */
-    ROUTE_PUBLISH_COUNT,    /* GET  <publish><resource>: this process's stream count */
-    ROUTE_STATS             /* GET  <stats> */
+	ROUTE_NONE,
+	ROUTE_SUBSCRIBE,        /* GET  <subscribe><resource> */
+	ROUTE_PUBLISH,          /* POST <publish><resource>[?event=NAME] */
+	ROUTE_PUBLISH_COUNT,    /* GET  <publish><resource>: this process's stream count */
+	ROUTE_STATS             /* GET  <stats> */
 };
 
 /* Borrowed strings, normally "/sse/", "/publish/", "/stats" from the config. */
 struct route_prefixes {
-    const char *subscribe;
-    const char *publish;
-    const char *stats;
+	const char *subscribe;
+	const char *publish;
+	const char *stats;
 };
 
 /* Every pointer borrows from the uri given to route_parse(), except allow,
  * which is a static string; valid as long as that uri is. */
 struct route {
-    enum route_kind kind;
-    const char *resource;   /* not NUL-terminated; NULL for ROUTE_STATS */
-    size_t resource_len;
-    const char *event;      /* from ?event=NAME on ROUTE_PUBLISH; NULL if absent */
-    size_t event_len;
-    const char *allow;      /* set on 405 only: the Allow header value */
+	enum route_kind kind;
+	const char *resource;   /* not NUL-terminated; NULL for ROUTE_STATS */
+	size_t resource_len;
+	const char *event;      /* from ?event=NAME on ROUTE_PUBLISH; NULL if absent */
+	size_t event_len;
+	const char *allow;      /* set on 405 only: the Allow header value */
 };
 
 /*
@@ -66,7 +66,7 @@ struct route {
  * be NULL. Keeps no pointer beyond what it stores into r.
  */
 int route_parse(struct route *r, const struct route_prefixes *p, const char *method,
-                const char *uri, size_t uri_len);
+    const char *uri, size_t uri_len);
 
 /* 1 when s is 1..128 bytes of A-Z a-z 0-9 - _ . : (resources and event names;
  * safe in a Redis channel name and PSUBSCRIBE pattern), else 0. */

@@ -29,8 +29,8 @@
  * do); should one slip through, the name is cut at its first CR or LF, so it
  * can never start a line of its own. NUL bytes are passed through untouched.
  */
-#ifndef SSE_H
-#define SSE_H
+#ifndef SSE_SSE_H
+#define SSE_SSE_H
 
 #include <stddef.h>
 
@@ -43,6 +43,12 @@
  * data_len is 0. Only reads its arguments.
  */
 size_t sse_event_size(const char *event, size_t event_len, const char *data, size_t data_len);
+
+/*
+ * The most sse_event_size() can return for any payload of data_len bytes and an event
+ * name of event_len bytes: a payload made only of line breaks (each one "data:\n").
+ */
+size_t sse_event_size_max(size_t data_len, size_t event_len);
 
 /*
  * Writes the framed event into out, which must hold sse_event_size() bytes of
