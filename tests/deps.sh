@@ -14,12 +14,13 @@
 #                           (and linux-perf for profiling by hand, where the kernel has it)
 set -eu
 
-PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
+PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev libssl-dev libjansson-dev nginx
+spawn-fcgi curl"
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db apache2 caddy php-cli php-redis python3-redis python3-jwt
-debhelper lintian dpkg-dev"
+chromium systemd man-db openssl python3-jwt python3-cryptography iproute2 apache2 caddy
+php-cli php-redis python3-redis debhelper lintian dpkg-dev"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"

@@ -152,7 +152,7 @@ def installed(env, deb, version):
         env.backend_pids = [int(x) for x in f.read().split()]
     eq(len(env.backend_pids), 1, "processes spawned by the installed spawn-fcgi line")
     env.wait_backend_ready()
-    env.start_nginx(DOC + "/examples/nginx/nginx.conf")
+    env.start_nginx(example=DOC + "/examples/nginx/nginx.conf")
     s = env.open_stream("doctor-123")
     r = env.publish("doctor-123", '{"nowServing":"A-17"}', event="queue_update")
     eq((r.get("mode"), r.get("delivered")), ("local", 1), "publish reply from the installed sse-fcgi")

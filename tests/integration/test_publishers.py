@@ -5,7 +5,8 @@ example: publish() delivers to the streams and returns sse-fcgi's reply, a
 refused publish raises with the status, the command-line form works, the
 seed-compatible PUBLISH sse:<resource> through redis-py and phpredis reaches
 the streams, and subscribe_token() signs HS256 tokens that python3-jwt
-verifies (the same token from both languages)."""
+verifies (the same token from both languages) and sse-fcgi's jwt { }
+accepts."""
 
 import json
 import os
@@ -148,7 +149,8 @@ def publisher_redis(env):
 def publisher_subscribe_token(env):
     """subscribe_token() in both languages: an HS256 JWT that python3-jwt
     verifies with the secret, with exp = iat + ttl and the sse claim; the
-    same inputs give the same token in both; a short secret is refused."""
+    same inputs give the same token in both; sse-fcgi configured with that
+    secret opens streams with them; a short secret is refused."""
     now = 1767225600
     py = python(env, "from sse_publish import subscribe_token\n"
                      "print(subscribe_token(['doctor-123', 'queue-7-*'], 600, %r, publish=['doctor-*'], now=%d))\n"
@@ -183,6 +185,18 @@ print(json.dumps(out))
     for g, lang in zip(got[2:4], ("python", "php")):
         eq(g, [{"subscribe": ["doctor-9"]}, 60, True], "claims of a fresh %s token" % lang)
     eq(got[4], "bad signature", "a token checked with another secret")
+    # and sse-fcgi itself takes them: a stream opens with either token
+    # (cookie or query parameter), a resource the token does not grant is 403
+    env.start({"heartbeat": 30, "jwt": {"subscribe": True, "secret": SECRET}})
+    for tok, how in ((py[1], "python"), (ph[1], "php")):
+        s = env.open_stream("doctor-9", "?token=" + tok)
+        eq(s.status, 200, "stream with the %s token in ?token=" % how)
+        s = env.open_stream("doctor-9", headers={"Cookie": "sse_token=" + tok})
+        eq(s.status, 200, "stream with the %s token in the sse_token cookie" % how)
+        ex = env.stream("doctor-10", "?token=" + tok)
+        env.loop.wait(lambda: ex.complete, 5, "the answer for a resource the token does not grant")
+        eq(ex.status, 403, "stream on a resource the %s token does not grant" % how)
+    eq(env.stats().get("streams"), 4, "streams opened with helper tokens (/stats)")
     rc, _, se = run(env, [PYTHON, "-c", "import sys; sys.path.insert(0, %r)\nfrom sse_publish import subscribe_token\n"
                           "subscribe_token(['a'], 60, 'short')" % PY_HELPER_DIR])
     check(rc != 0 and "at least 32 bytes" in se, "Python: a short secret was not refused (%r)" % se)
