@@ -345,10 +345,13 @@ def browser_demo_apache(env):
     examples/apache/apache2.conf as shipped (page root moved like nginx's):
     where nginx answers 502 for a backend that is down, Apache answers 503,
     and with retry=0 it lets the next request through once sse-fcgi is back.
-    Apache notices a closed tab only when it next writes to it, so the 429
-    phase (a slot freed by closing a tab) needs a short heartbeat here."""
-    retry_ms = int(1500 * SLOW)
-    conf = {"retry": retry_ms, "max_streams_per_resource": 1, "heartbeat": 2}
+    Apache notices a closed connection only when it next writes to it (one
+    to two heartbeats), and until then the dead stream holds the resource's
+    only slot (max_streams_per_resource = 1): the heartbeat here is short and
+    retry: longer than two heartbeats, so that a browser's own reconnect
+    after a cut finds the slot free, as behind nginx."""
+    retry_ms = int(3000 * SLOW)
+    conf = {"retry": retry_ms, "max_streams_per_resource": 1, "heartbeat": 1}
     env.start_backend(conf)
     front = Apache(env, root=copy_page(env))
     ok = False
