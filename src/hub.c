@@ -27,6 +27,18 @@
  * The kept record lives as long as the subscriber connection that brought it
  * (reset by on_sub_lost() only): the publisher connection coming and going in
  * between changes nothing on the subscriber's byte stream.
+ *
+ * Order across a mode change (SPEC: publishes sent one after another's reply
+ * reach every stream in that order). The subscription can be confirmed while
+ * we are not up (the publisher is still connecting, or was lost alone), so
+ * other processes' publishes keep arriving on it while ours are delivered
+ * locally at once. A publish P answered "redis" elsewhere is in our subscriber
+ * socket before its publisher hears that answer, hence before any publish sent
+ * after that answer can reach us; but the loop may serve the FastCGI request
+ * first (select serves the lowest descriptor, the listen socket, first). So
+ * every delivery that does not come from the subscriber itself (a local
+ * publish, a publish that failed or timed out) first takes in what the
+ * subscriber already holds: sub_catch_up().
  */
 #include "hub.h"
 
@@ -119,12 +131,23 @@ arm_deadline(struct hub *hub)
 	ev_timer_start(hub->loop, &hub->deadline, next > now ? next - now : 0);
 }
 
+/* Deliver what the subscriber already received before a local delivery (see
+ * "Order across a mode change" above). Not from the ledger's callbacks: what it
+ * reads goes to the ledger (echoes, a lost subscription). */
+static void
+sub_catch_up(struct hub *hub)
+{
+	if (hub->redis != NULL && !hub->freeing)
+		redis_sub_drain(hub->redis);
+}
+
 static void
 on_deadline(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct hub *hub = arg;
 
 	(void)t;
+	sub_catch_up(hub);
 	dedup_expire(hub->ledger, ev_now_ms(loop));
 	arm_deadline(hub);
 }
@@ -253,6 +276,8 @@ on_published(void *arg, uint64_t token, int ok, const char *reason)
 {
 	struct hub *hub = arg;
 
+	if (!ok)
+		sub_catch_up(hub);   /* token is delivered locally now */
 	dedup_exec(hub->ledger, token, ok, reason);
 	arm_deadline(hub);
 }
@@ -353,6 +378,8 @@ hub_publish(struct hub *hub, const char *resource, size_t resource_len,
 		done(arg, &res);
 		return 0;
 	}
+	if (!redis_is_up(hub->redis))
+		sub_catch_up(hub);   /* may find us up, or lose the subscription */
 	if (!redis_is_up(hub->redis)) {
 		res.delivered = deliver_now(hub, resource, resource_len, event, event_len, data, len);
 		res.fallback = 1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <hiredis/async.h>
@@ -170,6 +171,32 @@ on_io(struct ev_loop *loop, int fd, int events, void *arg)
 		return;
 	if (events & EV_WRITE)
 		redisAsyncHandleWrite(ac);
+}
+
+/* At most this many reads per redis_sub_drain() (hiredis reads 16 KiB at a time):
+ * the backlog of a live subscriber is small; a flood is left to the loop. */
+#define DRAIN_READS_MAX 64
+
+void
+redis_sub_drain(struct redis *r)
+{
+	struct conn *c = &r->sub;
+	int i;
+
+	for (i = 0; i < DRAIN_READS_MAX; i++) {
+		redisAsyncContext *ac = c->ac;
+		char b;
+
+		/* Only a confirmed subscription (its pmessages are delivered; a
+		 * connecting one's handshake is left to the loop), never from inside
+		 * one of its own callbacks. Peek first: nothing waiting, nothing to do
+		 * (an EOF is also left to the loop). */
+		if (r->freeing || ac == NULL || c->state != CONN_READY || c->fd < 0 ||
+		    (ac->c.flags & REDIS_IN_CALLBACK) ||
+		    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+			return;
+		redisAsyncHandleRead(ac);
+	}
 }
 
 static void

@@ -97,6 +97,13 @@ const char *redis_down_reason(const struct redis *r);
 int redis_publish(struct redis *r, const char *resource, size_t resource_len,
     const char *meta, size_t meta_len, const char *data, size_t len, uint64_t token);
 
+/* Read, now, what the confirmed subscription has already received (its socket
+ * holds it but the loop has not served that descriptor yet) and hand it to the
+ * handler, before the caller delivers something locally that must come after
+ * it. Does nothing when the subscription is not confirmed or nothing waits.
+ * May end in on_sub_lost(); not from inside a handler called by the subscriber. */
+void redis_sub_drain(struct redis *r);
+
 /* The publisher looks stuck (a publish got no answer in time): rebuild it. */
 void redis_reset_publisher(struct redis *r, const char *reason);
 

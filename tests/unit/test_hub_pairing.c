@@ -35,6 +35,10 @@ struct redis {
 	size_t meta_len;
 	uint64_t token;
 	int publishes, resets;
+	/* Messages already in the subscriber's socket that the loop has not served
+	 * yet: redis_sub_drain() hands them up, a meta record (if any) first. */
+	struct { char meta[DEDUP_META_MAX]; size_t meta_len; char data[32]; size_t len; } waiting[4];
+	int nwaiting, drains;
 };
 
 static struct redis *fake;
@@ -91,6 +95,20 @@ redis_publish(struct redis *r, const char *resource, size_t resource_len,
 	r->token = token;
 	r->publishes++;
 	return 0;
+}
+
+void
+redis_sub_drain(struct redis *r)
+{
+	int i;
+
+	r->drains++;
+	for (i = 0; i < r->nwaiting; i++) {
+		if (r->waiting[i].meta_len > 0)
+			r->h->on_meta(r->arg, "res", 3, r->waiting[i].meta, r->waiting[i].meta_len);
+		r->h->on_message(r->arg, "res", 3, r->waiting[i].data, r->waiting[i].len);
+	}
+	r->nwaiting = 0;
 }
 
 void
@@ -326,6 +344,77 @@ peer_keeps_name_across_publisher_reconnect(void **state)
 	EXPECT(w, "queue_update|{\"a\":1}");
 }
 
+/* Another process's publish has reached our subscriber socket (meta record and
+ * payload) but the loop has not read it yet. */
+static void
+peer_waiting(uint64_t seq, const char *event, size_t event_len, const char *data)
+{
+	int i = fake->nwaiting++;
+
+	assert_true(i < 4 && strlen(data) < sizeof(fake->waiting[i].data));
+	fake->waiting[i].meta_len = peer_meta(fake->waiting[i].meta, seq, event, event_len);
+	fake->waiting[i].len = strlen(data);
+	memcpy(fake->waiting[i].data, data, fake->waiting[i].len);
+}
+
+/* Order across a mode change: the subscription is confirmed, the publisher is
+ * not (we answer "local"), and a peer's publish answered "redis" before ours
+ * was sent sits unread in the subscriber socket. It reaches the streams first. */
+static void
+local_publish_after_waiting_peer(void **state)
+{
+	struct world *w = *state;
+
+	publisher_lost();
+	peer_waiting(3, S("tick"), "first");
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	EXPECT(w, "tick|first", "|second");
+	assert_string_equal(w->mode, "local");
+	assert_int_equal(w->fallback, 1);
+}
+
+/* The same when our publish goes to Redis and the publisher is lost before
+ * EXEC is answered: delivered locally at once, after what the subscriber holds. */
+static void
+failed_publish_after_waiting_peer(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	peer_waiting(3, NULL, 0, "first");
+	publisher_lost();
+	fake->h->on_published(fake->arg, fake->token, 0, "connection lost");
+	EXPECT(w, "|first", "|second");
+	assert_string_equal(w->mode, "local");
+}
+
+/* And when the echo does not come in time: the deadline delivers it locally,
+ * after what the subscriber holds. */
+static void
+timed_out_publish_after_waiting_peer(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	fake->h->on_published(fake->arg, fake->token, 1, "");
+	peer_waiting(3, NULL, 0, "first");
+	past_deadline(w);
+	EXPECT(w, "|first", "|second");
+	assert_string_equal(w->mode, "redis");
+}
+
+/* Up: a publish goes through Redis and comes back behind whatever the
+ * subscriber holds, so nothing is read early (no drain per publish). */
+static void
+up_publish_does_not_drain(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	assert_int_equal(fake->drains, 0);
+	assert_int_equal(w->ngot, 0);
+}
+
 /* The subscription is what a meta record belongs to: once it is lost, a
  * payload can only come from a new subscription, and pairs with nothing. */
 static void
@@ -377,6 +466,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(peer_keeps_name_across_publisher_reconnect, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(sub_lost_ends_pairing, setup, teardown),
+		cmocka_unit_test_setup_teardown(local_publish_after_waiting_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_publish_after_waiting_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(timed_out_publish_after_waiting_peer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(up_publish_does_not_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(pairs_with_next_payload_only, setup, teardown),
 	};
 
