@@ -35,10 +35,19 @@
  * locally at once. A publish P answered "redis" elsewhere is in our subscriber
  * socket before its publisher hears that answer, hence before any publish sent
  * after that answer can reach us; but the loop may serve the FastCGI request
- * first (select serves the lowest descriptor, the listen socket, first). So
- * every delivery that does not come from the subscriber itself (a local
- * publish, a publish that failed or timed out) first takes in what the
- * subscriber already holds: sub_catch_up().
+ * first (select serves the lowest descriptor, the listen socket, first). The
+ * same holds one step earlier: Redis counts us as subscribed once it has run
+ * our PSUBSCRIBE, and queues messages right behind confirmations we have not
+ * read yet. So every delivery that does not come from the subscriber itself
+ * (a local publish, a publish that failed or timed out) first takes in what
+ * the subscriber socket already holds: sub_catch_up(). A local publish then
+ * looks again whether we are up (the confirmations may have made us so).
+ * That is not all: Redis writes a message to each subscriber in turn, and
+ * under load the other process may hear its echo, answer, and the next
+ * publish reach us before Redis's write to us has. So a publish while we are
+ * subscribed but not up waits in the ledger for a barrier on the subscriber
+ * (redis_sub_barrier(): Redis answers it behind everything it queued for us)
+ * and is delivered, answered "local", when that comes back.
  */
 #include "hub.h"
 
@@ -183,7 +192,12 @@ ledger_finish(void *arg, struct dedup_entry *e, enum dedup_outcome how, const ch
 		res.fallback = 1;
 		res.reason = json_safe(hub, "%s%s", err[0] ? err : "Redis error", "");
 		hub->fallbacks++;
-		log_warn("Failed to publish to Redis, falling back to local: %s", res.reason);
+		/* A publish that waited for a subscriber barrier because we were not
+		 * up is logged as any other publish while down: at debug level. */
+		if (strncmp(err, "Redis unavailable", 17) == 0)
+			log_debug("Failed to publish to Redis, falling back to local: %s", res.reason);
+		else
+			log_warn("Failed to publish to Redis, falling back to local: %s", res.reason);
 		break;
 	case DEDUP_TIMEOUT:
 		res.mode = "local";
@@ -380,6 +394,25 @@ hub_publish(struct hub *hub, const char *resource, size_t resource_len,
 	}
 	if (!redis_is_up(hub->redis))
 		sub_catch_up(hub);   /* may find us up, or lose the subscription */
+	if (!redis_is_up(hub->redis) && redis_sub_is_ready(hub->redis)) {
+		/* Subscribed but not up: what the socket held is not all Redis sent us
+		 * (its write to us may lag its answer to the other process). Wait for
+		 * a barrier on the subscriber; the ledger delivers this publish when it
+		 * comes back (on_published, !ok: answered "local"), at the deadline,
+		 * or when the subscription is lost. */
+		seq = hub->seq + 1;
+		if (dedup_add(hub->ledger, seq, ev_now_ms(hub->loop) +
+		    (uint64_t)hub->conf->redis.publish_timeout_ms, resource, resource_len, event,
+		    event_len, data, len, (void (*)(void))done, arg) == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		hub->seq = seq;
+		if (redis_sub_barrier(hub->redis, seq) == -1)
+			dedup_exec(hub->ledger, seq, 0, "Redis unavailable: out of memory");
+		arm_deadline(hub);
+		return 0;
+	}
 	if (!redis_is_up(hub->redis)) {
 		res.delivered = deliver_now(hub, resource, resource_len, event, event_len, data, len);
 		res.fallback = 1;

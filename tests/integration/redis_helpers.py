@@ -244,6 +244,8 @@ class Relay:
     release(), so a test can act between the two. mute_publishers() swallows
     Redis's answers to every sse-fcgi publisher connection (named by its CLIENT
     SETNAME), so the publisher never gets ready while the subscriber does.
+    hold_subscribers() holds everything Redis sends the subscribers from then
+    on (their PSUBSCRIBE confirmations too) until release().
     sent_to_subscribers() is what the relay has handed the subscribers so far
     (the last 64 KiB): once a payload is in it, it is in sse-fcgi's socket."""
 
@@ -263,6 +265,7 @@ class Relay:
         self.held = None     # (subscriber socket, bytes held) once split
         self.publishers = set()
         self.mute = False    # swallow what Redis answers the publishers
+        self.hold_all = False
         self.to_subs = bytearray()
         self.lock = threading.Lock()
         self.stopping = False
@@ -282,6 +285,14 @@ class Relay:
         with self.lock:
             self.mute = True
 
+    def hold_subscribers(self):
+        with self.lock:
+            self.hold_all, self.held = True, None
+
+    def held_bytes(self):
+        with self.lock:
+            return self.held[1] if self.held else b""
+
     def sent_to_subscribers(self):
         with self.lock:
             return bytes(self.to_subs)
@@ -294,7 +305,7 @@ class Relay:
         """Send what was held; returns its size."""
         with self.lock:
             sock, data = self.held or (None, b"")
-            self.held, self.split = None, False
+            self.held, self.split, self.hold_all = None, False, False
         if sock is not None and data:
             try:
                 sock.sendall(data)
@@ -363,6 +374,10 @@ class Relay:
                         self.publishers.add(s)
                     if s not in self.client and (peer in self.deaf or (self.mute and peer in self.publishers)):
                         self.dropped += len(data)
+                        continue
+                    if s not in self.client and peer in self.subscribers and self.hold_all:
+                        held = self.held[1] if self.held else b""
+                        self.held = (peer, held + data)
                         continue
                     if s not in self.client and peer in self.subscribers and self.split:
                         data = self._split(peer, data)

@@ -360,7 +360,7 @@ def flapping(env, w):
             # them on every stream, whichever server each went to and was answered by
             st = [int(x[1:].split(".")[0]) for x in got]
             order_bad += sum(1 for x, y in zip(st, st[1:]) if y < x)
-            order_list += [(k, got[i - 1], replies[got[i - 1]][1], got[i], replies[got[i]][1])
+            order_list += [(k, got[i - 1], replies[got[i - 1]][1:], got[i], replies[got[i]][1:])
                            for i in range(1, len(st)) if st[i] < st[i - 1]]
             for m, (pk, mode, ts, tr) in replies.items():
                 if c[m]:
@@ -424,6 +424,45 @@ def local_after_subscribed(env, w):
         os.kill(a.pid, signal.SIGCONT)
     a.loop.wait(lambda: x.complete, 5, "A's answer to the second publish")
     eq((x.status, x.json().get("mode")), (200, "local"), "A's answer to the second publish")
+    a.loop.wait(lambda: len(s.events) >= 3, 5, "three events on A's stream")
+    eq([e.data for e in s.events], ["zero", "first", "second"], "events on A's stream, in publish order")
+
+
+@test("redis_local_publish_before_subscription_confirmed", loops=LOOPS)
+@with_world
+def local_before_confirmed(env, w):
+    """The same race one step earlier: A's publisher is ready but its
+    PSUBSCRIBE confirmations are still on their way (a Relay holds them), so A
+    answers "local"; Redis already counts A as subscribed and queues server
+    B's "first" behind the confirmations. With A stopped, the relay lets both
+    into A's socket and "second" is sent to A's FastCGI socket; A resumes.
+    A must take in the confirmations (which makes it multi-server) and
+    "first" before it decides how to publish "second"."""
+    rs = w.redis()
+    relay = w.add(Relay(rs.port))
+    relay.hold_subscribers()
+    a, b = env, w.second_env("b")
+    a.start(dict(redis_conf(relay.port, connect_timeout_ms=60000), heartbeat=30), procs=1)
+    b.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    a.wait_log(r"SSE: Redis publisher ready", timeout=10)
+    a.loop.wait(lambda: relay.held_bytes().count(b"psubscribe") == 3, 10, "A's confirmations held")
+    wait_mode(b, "redis", 10)
+    s = a.open_stream("order")
+    r = a.publish("order", "zero")
+    eq((r.get("mode"), r.get("fallback")), ("local", True), "A's publish before its subscription is confirmed")
+    a.loop.wait(lambda: len(s.events) >= 1, 5, "zero on A's stream")
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        r = b.publish("order", "first")
+        eq(r.get("mode"), "redis", "B's publish")
+        a.loop.wait(lambda: b"first" in relay.held_bytes(), 5, "first held behind A's confirmations")
+        relay.release()
+        x = a.fcgi("POST", "/publish/order", b"second", timeout=0)
+        a.loop.wait(lambda: not x._out or x.complete, 5, "the publish written to A's FastCGI socket")
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    a.loop.wait(lambda: x.complete, 5, "A's answer to the second publish")
+    eq((x.status, x.json().get("mode")), (200, "redis"), "A's answer to the second publish")
     a.loop.wait(lambda: len(s.events) >= 3, 5, "three events on A's stream")
     eq([e.data for e in s.events], ["zero", "first", "second"], "events on A's stream, in publish order")
 

@@ -39,6 +39,9 @@ struct redis {
 	 * yet: redis_sub_drain() hands them up, a meta record (if any) first. */
 	struct { char meta[DEDUP_META_MAX]; size_t meta_len; char data[32]; size_t len; } waiting[4];
 	int nwaiting, drains;
+	int sub_ready;               /* subscription confirmed */
+	uint64_t barrier;            /* token of the last redis_sub_barrier() */
+	int barriers;
 };
 
 static struct redis *fake;
@@ -94,6 +97,24 @@ redis_publish(struct redis *r, const char *resource, size_t resource_len,
 	r->meta_len = meta_len;
 	r->token = token;
 	r->publishes++;
+	return 0;
+}
+
+int
+redis_sub_is_ready(const struct redis *r)
+{
+	return r->sub_ready;
+}
+
+int
+redis_sub_barrier(struct redis *r, uint64_t token)
+{
+	if (!r->sub_ready) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	r->barrier = token;
+	r->barriers++;
 	return 0;
 }
 
@@ -186,6 +207,7 @@ setup(void **state)
 	if (w->loop == NULL || w->hub == NULL || fake == NULL)
 		return -1;
 	fake->up = 1;
+	fake->sub_ready = 1;
 	fake->h->on_mode(fake->arg, 1);
 	return 0;
 }
@@ -368,9 +390,61 @@ local_publish_after_waiting_peer(void **state)
 	publisher_lost();
 	peer_waiting(3, S("tick"), "first");
 	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	EXPECT(w, "tick|first");               /* ours waits for the barrier */
+	assert_int_equal(fake->barriers, 1);
+	assert_int_equal(w->done, 0);
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
 	EXPECT(w, "tick|first", "|second");
+	assert_int_equal(w->done, 1);
 	assert_string_equal(w->mode, "local");
 	assert_int_equal(w->fallback, 1);
+}
+
+/* The peer's publish is not even in our socket yet when ours arrives (Redis
+ * writes to its subscribers one after another, and the peer answered first):
+ * the barrier on the subscriber comes back behind it. */
+static void
+local_publish_waits_for_barrier(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX];
+	size_t n = peer_meta(meta, 3, NULL, 0);
+
+	publisher_lost();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	assert_int_equal(w->ngot, 0);
+	sub_meta(meta, n);
+	sub_payload(S("res"), S("first"));
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	EXPECT(w, "|first", "|second");
+	assert_string_equal(w->mode, "local");
+	/* a late copy of the barrier's answer changes nothing */
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	past_deadline(w);
+	EXPECT(w, "|first", "|second");
+	assert_int_equal(w->done, 1);
+}
+
+/* Nothing comes back on a subscriber that went deaf: the deadline delivers it,
+ * answered "local". Without a subscription, no barrier: delivered at once. */
+static void
+barrier_deadline_and_no_subscription(void **state)
+{
+	struct world *w = *state;
+
+	publisher_lost();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("one"), on_done, w), 0);
+	assert_int_equal(w->ngot, 0);
+	past_deadline(w);
+	EXPECT(w, "|one");
+	assert_int_equal(w->done, 1);
+	assert_string_equal(w->mode, "local");
+	fake->sub_ready = 0;
+	fake->h->on_sub_lost(fake->arg);
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("two"), on_done, w), 0);
+	EXPECT(w, "|one", "|two");
+	assert_int_equal(w->done, 2);
+	assert_int_equal(fake->barriers, 1);
 }
 
 /* The same when our publish goes to Redis and the publisher is lost before
@@ -467,6 +541,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(sub_lost_ends_pairing, setup, teardown),
 		cmocka_unit_test_setup_teardown(local_publish_after_waiting_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(local_publish_waits_for_barrier, setup, teardown),
+		cmocka_unit_test_setup_teardown(barrier_deadline_and_no_subscription, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(failed_publish_after_waiting_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(timed_out_publish_after_waiting_peer, setup,
 		    teardown),
