@@ -1078,7 +1078,11 @@ fail:
 void
 redis_reset_publisher(struct redis *r, const char *reason)
 {
-	conn_fail(&r->pub, reason);
+	/* Only a ready publisher that stopped answering: one still connecting has
+	 * its own connect timeout, and a publish that waited for a subscriber
+	 * barrier (redis_sub_barrier()) times out without the publisher in it. */
+	if (r->pub.state == CONN_READY)
+		conn_fail(&r->pub, reason);
 }
 
 /* ---- life cycle ---- */

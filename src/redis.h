@@ -118,7 +118,8 @@ void redis_sub_drain(struct redis *r);
  * subscription is not confirmed; ENOMEM): on_published will not be called. */
 int redis_sub_barrier(struct redis *r, uint64_t token);
 
-/* The publisher looks stuck (a publish got no answer in time): rebuild it. */
+/* The publisher looks stuck (a publish got no answer in time): rebuild it, if
+ * it is ready (one still connecting is left to its connect timeout). */
 void redis_reset_publisher(struct redis *r, const char *reason);
 
 /* Connection attempts after the first one, both connections together. */
