@@ -1,4 +1,5 @@
-# sse-fcgi — plain Makefile, pkg-config for the four libraries.
+# sse-fcgi — plain Makefile, pkg-config for the libraries (libfcgi, hiredis, libconfuse,
+# libcrypto, jansson).
 #
 #   make                 build ./sse-fcgi
 #   make SANITIZE=1      build build/san/sse-fcgi with AddressSanitizer + UBSan
@@ -19,7 +20,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 
 CC      ?= cc
-PKGS    := fcgi hiredis libconfuse
+PKGS    := fcgi hiredis libconfuse libcrypto jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -75,7 +76,8 @@ unit: $(TEST_BIN)
 
 # valgrind over every unit test binary, then integration runs with the backend itself
 # under valgrind (spawn-fcgi starts `valgrind sse-fcgi`; any report fails the test).
-VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart
+VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart \
+                  jwt_bad_tokens jwt_rotation jwt_public_keys
 valgrind: $(TEST_BIN) $(BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== valgrind $$t"; \
 	    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t >/dev/null; done

@@ -47,11 +47,13 @@ enum str_rule {
 	SR_LOG_LEVEL,
 	SR_HOST,            /* visible ASCII, at most 255 */
 	SR_SOCKET,          /* fits sockaddr_un.sun_path */
-	SR_CHANNEL          /* visible ASCII, no glob characters */
+	SR_CHANNEL,         /* visible ASCII, no glob characters */
+	SR_JWT_SECRET,      /* 32..4096 bytes, never echoed */
+	SR_COOKIE           /* an RFC 6265 cookie name */
 };
 
 struct key {
-	const char *sect;           /* NULL (top level) or "redis" */
+	const char *sect;           /* NULL (top level), "redis" or "jwt" */
 	const char *name;
 	enum key_type type;
 	size_t off;                 /* of the field in struct conf */
@@ -64,6 +66,9 @@ struct key {
 #define T_BOOL(f)       { NULL, #f, KT_BOOL, offsetof(struct conf, f), 0, 1, SR_ANY }
 #define R_STR(f, r)     { "redis", #f, KT_STR, offsetof(struct conf, redis.f), 0, 0, r }
 #define R_INT(f, lo, hi) { "redis", #f, KT_INT, offsetof(struct conf, redis.f), lo, hi, SR_ANY }
+#define J_STR(f, r)     { "jwt", #f, KT_STR, offsetof(struct conf, jwt.f), 0, 0, r }
+#define J_INT(f, lo, hi) { "jwt", #f, KT_INT, offsetof(struct conf, jwt.f), lo, hi, SR_ANY }
+#define J_BOOL(f)       { "jwt", #f, KT_BOOL, offsetof(struct conf, jwt.f), 0, 1, SR_ANY }
 
 /* The one list of keys: libconfuse's option tables are built from it, and
  * values are copied and checked through it. Top-level keys first. */
@@ -80,6 +85,9 @@ static const struct key keys[] = {
 	T_INT(stream_queue_bytes, 4096, 1024 * 1024 * 1024),
 	T_INT(stream_queue_soft_bytes, 0, 1024 * 1024 * 1024),
 	T_INT(stream_queue_soft_seconds, 1, 3600),
+	T_INT(history_size, 0, 100000),
+	T_INT(history_ttl, 1, 2592000),
+	T_INT(history_bytes, 0, 1024 * 1024 * 1024),
 	T_STR(publish_token, SR_TOKEN),
 	T_STR(cors_origin, SR_HEADER),
 	T_STR(log_file, SR_ANY),
@@ -96,6 +104,14 @@ static const struct key keys[] = {
 	R_INT(reconnect_min_ms, 1, 600000),
 	R_INT(reconnect_max_ms, 1, 600000),
 	R_INT(probe_interval, 1, 3600),
+	J_BOOL(subscribe),
+	J_STR(secret, SR_JWT_SECRET),
+	J_STR(previous_secret, SR_JWT_SECRET),
+	J_STR(public_key_file, SR_ANY),
+	J_STR(cookie, SR_COOKIE),
+	J_STR(issuer, SR_ANY),
+	J_STR(audience, SR_ANY),
+	J_INT(leeway, 0, 3600),
 };
 
 #undef T_STR
@@ -103,6 +119,9 @@ static const struct key keys[] = {
 #undef T_BOOL
 #undef R_STR
 #undef R_INT
+#undef J_STR
+#undef J_INT
+#undef J_BOOL
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -536,6 +555,9 @@ conf_init(struct conf *c)
 	c->stream_queue_bytes = 1048576;
 	c->stream_queue_soft_bytes = 262144;
 	c->stream_queue_soft_seconds = 10;
+	c->history_size = 100;
+	c->history_ttl = 3600;
+	c->history_bytes = 16 * 1024 * 1024;
 	c->log_level = xstrdup("info");
 	c->redis.port = 6379;
 	c->redis.channel_prefix = xstrdup("sse:");
@@ -544,6 +566,8 @@ conf_init(struct conf *c)
 	c->redis.reconnect_min_ms = 100;
 	c->redis.reconnect_max_ms = 5000;
 	c->redis.probe_interval = 5;
+	c->jwt.cookie = xstrdup("sse_token");
+	c->jwt.leeway = 30;
 }
 
 void
@@ -678,6 +702,14 @@ str_problem(const struct key *k, const char *v)
 		if (strpbrk(v, "*?[]\\") != NULL)
 			return "must not contain * ? [ ] or \\ (it is used as a PSUBSCRIBE pattern)";
 		break;
+	case SR_JWT_SECRET:
+		if (n < 32)
+			return "must be at least 32 bytes long (HS256 keys shorter than the hash are weak)";
+		break;
+	case SR_COOKIE:
+		if (n > 128 || !all_visible(v) || strpbrk(v, "()<>@,;:\\\"/[]?={}") != NULL)
+			return "must be a cookie name (visible ASCII, no separators such as ; = , \" /)";
+		break;
 	}
 	return NULL;
 }
@@ -728,7 +760,8 @@ validate(struct load *ld, struct conf *c)
 			why = str_problem(k, *str_field(c, k));
 			if (why == NULL)
 				continue;
-			if (k->rule == SR_SECRET || k->rule == SR_TOKEN || strlen(*str_field(c, k)) == 0)
+			if (k->rule == SR_SECRET || k->rule == SR_TOKEN || k->rule == SR_JWT_SECRET ||
+			    strlen(*str_field(c, k)) == 0)
 				load_error(ld, ld->line[i], label, "%s", why);
 			else
 				load_error(ld, ld->line[i], label, "%s, not %s", why,
@@ -739,6 +772,7 @@ validate(struct load *ld, struct conf *c)
 
 #define KEY(name) find_key(NULL, name)
 #define RKEY(name) find_key("redis", name)
+#define JKEY(name) find_key("jwt", name)
 	if (strcmp(c->subscribe_prefix, c->publish_prefix) == 0) {
 		cross_error(ld, KEY("subscribe_prefix"), KEY("publish_prefix"),
 		    "subscribe_prefix and publish_prefix must differ");
@@ -768,8 +802,20 @@ validate(struct load *ld, struct conf *c)
 		cross_error(ld, RKEY("host"), RKEY("socket"), "set redis.host or redis.socket, not both");
 		return -1;
 	}
+	if (c->jwt.previous_secret != NULL && c->jwt.secret == NULL) {
+		cross_error(ld, JKEY("previous_secret"), JKEY("previous_secret"),
+		    "previous_secret needs secret (the new one) beside it");
+		return -1;
+	}
+	if (c->jwt.subscribe && c->jwt.secret == NULL && c->jwt.public_key_file == NULL) {
+		cross_error(ld, JKEY("subscribe"), JKEY("subscribe"),
+		    "subscribe = true needs jwt.secret or jwt.public_key_file to check tokens");
+		return -1;
+	}
+	c->jwt.public_key_file_line = ld->line[JKEY("public_key_file")];
 #undef KEY
 #undef RKEY
+#undef JKEY
 	return 0;
 }
 
@@ -848,10 +894,11 @@ build_opt(cfg_opt_t *o, const struct key *k)
 static cfg_t *
 parse(struct load *ld, char *text, size_t len)
 {
-	cfg_opt_t top[NKEYS + 2], red[NKEYS + 1];
+	cfg_opt_t top[NKEYS + 3], red[NKEYS + 1], jwt[NKEYS + 1];
 	cfg_opt_t end = CFG_END();
 	cfg_opt_t sec = CFG_SEC("redis", red, CFGF_NONE);
-	size_t i, nt = 0, nr = 0;
+	cfg_opt_t jsec = CFG_SEC("jwt", jwt, CFGF_NONE);
+	size_t i, nt = 0, nr = 0, nj = 0;
 	cfg_t *cfg = NULL;
 	FILE *fp = NULL;
 	int rc;
@@ -859,11 +906,15 @@ parse(struct load *ld, char *text, size_t len)
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].sect == NULL)
 			build_opt(&top[nt++], &keys[i]);
-		else
+		else if (strcmp(keys[i].sect, "redis") == 0)
 			build_opt(&red[nr++], &keys[i]);
+		else
+			build_opt(&jwt[nj++], &keys[i]);
 	}
 	red[nr] = end;
+	jwt[nj] = end;
 	top[nt++] = sec;
+	top[nt++] = jsec;
 	top[nt] = end;
 
 	cfg = cfg_init(top, CFGF_NONE);
@@ -896,13 +947,12 @@ fail:
 static int
 copy_values(struct load *ld, cfg_t *cfg, struct conf *c)
 {
-	cfg_t *red = cfg_getsec(cfg, "redis");
 	char *v, **f;
 	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
-		cfg_t *sec = k->sect == NULL ? cfg : red;
+		cfg_t *sec = k->sect == NULL ? cfg : cfg_getsec(cfg, k->sect);
 
 		if (ld->line[i] == 0 || sec == NULL)
 			continue;

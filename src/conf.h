@@ -6,7 +6,8 @@
  * File syntax (libconfuse): `key = value` lines, `#` and `//` comments and
  * C-style comments, strings in "double" or 'single' quotes (unquoted works
  * for simple words and numbers), booleans true/false (yes/no, on/off too),
- * and one section `redis { key = value ... }`. Keys are case-sensitive.
+ * and two sections `redis { key = value ... }` and `jwt { ... }`. Keys are
+ * case-sensitive.
  *
  * Stricter than plain libconfuse, on purpose:
  *   - integers are decimal only ("010" is ten, "0x10" is an error);
@@ -26,10 +27,11 @@
  *
  * Every error is ONE line without a trailing newline:
  *     FILE:LINE: KEY: what is wrong
- * KEY is "name" at top level and "redis.name" inside the section. LINE (and
+ * KEY is "name" at top level and "redis.name" or "jwt.name" inside a section. LINE (and
  * then KEY) is left out only when there is none: "FILE: cannot open: ...", or
  * a cross-check between values that did not come from the file. Values of
- * publish_token and redis.password are never echoed.
+ * publish_token, redis.password, jwt.secret and jwt.previous_secret are never
+ * echoed.
  *
  * Not thread-safe (neither is libconfuse's lexer): load at start-up or from
  * the main loop on SIGHUP.
@@ -57,6 +59,22 @@ struct conf_redis {
 	int probe_interval;       /* seconds between subscriber probes, 5 */
 };
 
+/* Access control (SPEC "Access control"). The key file is read and checked by
+ * access_new() (access.h), not here: conf knows no crypto. */
+struct conf_jwt {
+	int subscribe;                 /* bool, 0: streams need a token when 1 */
+	char *secret;                  /* HS256 key, >= 32 bytes, NULL = no HS256 */
+	char *previous_secret;         /* also accepted (rotation); needs secret */
+	char *public_key_file;         /* PEM: RSA -> RS256, EC P-256 -> ES256 */
+	int public_key_file_line;      /* its line in the file, for access_new()'s error */
+	char *cookie;                  /* "sse_token" */
+	char *issuer;                  /* NULL = iss not checked */
+	char *audience;                /* NULL = aud not checked */
+	int leeway;                    /* seconds of clock skew, 0..3600, default 30 */
+};
+
+struct access;
+
 /* Every char * is owned by the struct (malloc'ed); NULL means unset. */
 struct conf {
 	char *file;                    /* path it was loaded from, NULL for built-in defaults */
@@ -73,12 +91,19 @@ struct conf {
 									* holds; >= the largest encoded message */
 	int stream_queue_soft_bytes;   /* 262144: soft limit, 0 = none; <= stream_queue_bytes */
 	int stream_queue_soft_seconds; /* 10: time a stream may stay over the soft limit */
+	int history_size;              /* 100 events per resource, 0..100000; 0 = no ids */
+	int history_ttl;               /* 3600 s after a resource's last publish, 1..2592000 */
+	int history_bytes;             /* 16 MiB, single-server history per process, 0..1 GiB */
 	char *publish_token;           /* NULL = no auth; else 16..4096 visible ASCII bytes */
 	char *cors_origin;             /* NULL = no Access-Control-Allow-Origin header */
 	char *log_file;                /* NULL = stderr */
 	char *log_level;               /* "info"; a log_level_parse() name */
 	int syslog;                    /* bool, 0; wins over log_file */
 	struct conf_redis redis;
+	struct conf_jwt jwt;
+	/* Built from jwt by main (access_new()) and freed by it, not by conf_release();
+	 * NULL until then. conf_load() carries it over unchanged. */
+	struct access *access;
 };
 
 /* Built-in defaults; strings are strdup'ed. Start-up only: out of memory is
@@ -100,7 +125,10 @@ void conf_release(struct conf *c);
  *   set strings are never empty (comment the line out to unset a key);
  *   redis.host and redis.socket not both; reconnect_min_ms <= reconnect_max_ms;
  *   stream_queue_bytes >= conf_message_bytes_max() (the largest message, encoded,
- *   fits a queue); stream_queue_soft_bytes <= stream_queue_bytes.
+ *   fits a queue); stream_queue_soft_bytes <= stream_queue_bytes;
+ *   jwt.secret and jwt.previous_secret: 32..4096 bytes; previous_secret needs
+ *   secret; jwt.cookie: a cookie name; jwt.subscribe = true needs a secret or a
+ *   public_key_file (whose content access_new() checks).
  * 0 on success, c->file set to a copy of path. -1 on error with one line in
  * err (errlen > 0) and c left exactly as it was.
  */

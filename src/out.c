@@ -127,9 +127,9 @@ out_stream_kill(struct out *out, struct stream *s)
 	} else {
 		slist_del(&out->replies, s);
 	}
-	if (s->flags & STREAM_PENDING) {
+	if (s->flags & (STREAM_PENDING | STREAM_HOLD)) {
 		out->on_abandon(out->arg, s);
-		s->flags &= (uint8_t)~STREAM_PENDING;
+		s->flags &= (uint8_t)~(STREAM_PENDING | STREAM_HOLD);
 	}
 	ev_io_del(out->loop, s->fd);
 	s->flags |= STREAM_DEAD;
@@ -403,6 +403,20 @@ out_heartbeat_restart(struct out *out)
 	/* re-plans from the list */
 	if (ev_timer_start(out->loop, &out->heartbeat_timer, 0) == -1)
 		out->heartbeat_lost = 1;
+}
+
+void
+out_stream_end(struct out *out, struct stream *s, unsigned retry_ms)
+{
+	char text[SSE_RETRY_MAX];
+
+	if (!(s->flags & STREAM_SSE) || (s->flags & STREAM_DEAD))
+		return;
+	registry_del(out->reg, &s->node);
+	slist_del(&out->idle, s);
+	slist_add(&out->replies, s);
+	s->flags &= (uint8_t)~STREAM_SSE;
+	out_stream_reply(out, s, text, sse_retry_encode(text, retry_ms));
 }
 
 void

@@ -29,7 +29,8 @@ struct out;
 
 /* A stream's descriptor was closed. */
 typedef void out_release_fn(void *arg);
-/* s, flagged STREAM_PENDING, is being killed: forget whatever waits to answer it. */
+/* s, flagged STREAM_PENDING (a publish awaits its answer) or STREAM_HOLD (a replay is
+ * being prepared for it), is being killed: forget whatever waits to answer it. */
 typedef void out_abandon_fn(void *arg, struct stream *s);
 
 /* loop, conf and reg are borrowed and outlive the out; conf is read live (SIGHUP).
@@ -65,6 +66,10 @@ void out_stream_reply(struct out *out, struct stream *s, const char *text, size_
 /* Takes s out of every list; it is closed and freed at the next flush. */
 void out_stream_kill(struct out *out, struct stream *s);
 
+/* Ends event stream s early and cleanly: out of its resource, then a last retry: of
+ * retry_ms and the end of the request (a replay cut at the queue bound: the browser
+ * comes back at once for the rest). */
+void out_stream_end(struct out *out, struct stream *s, unsigned retry_ms);
 /* Queues m on every stream of res; returns how many took it. */
 size_t out_deliver(struct out *out, const struct resource *res, struct msg *m);
 /* Shutdown: every event stream gets a last retry: of retry_ms plus a random 0..jitter_ms

@@ -78,6 +78,26 @@ parse_query(struct route *r, const char *q, const char *end)
 	return 0;
 }
 
+/* The first non-empty last_event_id= of a stream's query; never an error. */
+static void
+parse_subscribe_query(struct route *r, const char *q, const char *end)
+{
+	static const char key[] = "last_event_id=";
+	const size_t klen = sizeof key - 1;
+	const char *amp;
+
+	for (; q < end; q = amp + 1) {
+		amp = memchr(q, '&', (size_t)(end - q));
+		if (amp == NULL)
+			amp = end;
+		if ((size_t)(amp - q) > klen && memcmp(q, key, klen) == 0) {
+			r->last_event_id = q + klen;
+			r->last_event_id_len = (size_t)(amp - q) - klen;
+			return;
+		}
+	}
+}
+
 int
 route_parse(struct route *r, const struct route_prefixes *p, const char *method,
     const char *uri, size_t uri_len)
@@ -134,6 +154,8 @@ route_parse(struct route *r, const struct route_prefixes *p, const char *method,
 	r->resource_len = path_len - n;
 	if (r->kind == ROUTE_PUBLISH && query != NULL && parse_query(r, query, end) != 0)
 		goto bad;
+	if (r->kind == ROUTE_SUBSCRIBE && query != NULL)
+		parse_subscribe_query(r, query, end);
 	return 0;
 
 bad:

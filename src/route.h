@@ -20,7 +20,9 @@
  * When both prefixes match (one is a prefix of the other) the longer one wins.
  * Prefixes normally end in '/'; a NULL or empty prefix disables that route.
  *
- * Query (after the first '?'), split on '&'. Only ROUTE_PUBLISH reads it:
+ * Query (after the first '?'), split on '&'. ROUTE_SUBSCRIBE takes the first
+ * non-empty "last_event_id=VALUE", raw (ids never need escaping; anything else is
+ * the caller's "malformed"). ROUTE_PUBLISH reads:
  * "event=NAME" sets the event name, which must be a valid name (an empty value
  * or a bare "event" is 400), and a second event parameter is 400 rather than
  * guessing which one the publisher meant. Every other parameter is ignored,
@@ -55,6 +57,8 @@ struct route {
 	const char *event;      /* from ?event=NAME on ROUTE_PUBLISH; NULL if absent */
 	size_t event_len;
 	const char *allow;      /* set on 405 only: the Allow header value */
+	const char *last_event_id;   /* ?last_event_id= on ROUTE_SUBSCRIBE; NULL if absent */
+	size_t last_event_id_len;
 };
 
 /*

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "out.h"
 #include "registry.h"
+#include "resume.h"
 #include "server_routes.h"
 #include "sse.h"
 #include "stream.h"
@@ -50,6 +51,7 @@ struct server {
 	struct hub *hub;
 	struct conn_pool *conns;
 	struct out *out;
+	struct resume *resume;  /* event ids and history (resume.h) */
 	struct server_routes routes;
 	struct ev_timer shutdown_timer, step_back_timer;
 };
@@ -76,7 +78,10 @@ on_abandon(void *arg, struct stream *s)
 {
 	struct server *srv = arg;
 
-	hub_cancel(srv->hub, s);
+	if (s->flags & STREAM_PENDING)
+		hub_cancel(srv->hub, s);
+	if (s->flags & STREAM_HOLD)
+		resume_stream_gone(srv->resume, s);
 }
 
 /* A request head is complete: the descriptor becomes a stream, and the routes answer. */
@@ -241,25 +246,50 @@ on_listen(struct ev_loop *loop, int fd, int events, void *arg)
 /* Encodes the event once and queues the same bytes on every stream of the resource. */
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
 {
 	struct server *srv = arg;
 	struct resource *res = registry_find(srv->reg, resource, resource_len);
-	size_t ok, all;
+	struct registry_node *n, *next;
+	size_t ok = 0, all;
 	struct msg *m;
 
-	if (res == NULL) {
+	/* With history on, an event is framed (it gets its id) and kept even when no
+	 * stream listens now: a client that reconnects later is owed it. */
+	if (res == NULL && !resume_is_on(srv->resume)) {
 		log_debug("Local broadcast to %.*s: 0 success, 0 failed", (int)resource_len, resource);
 		return 0;
 	}
-	m = msg_new(sse_event_size(event, event_len, data, len), 0);
+	m = resume_event_new(srv->resume, resource, resource_len, event, event_len, data, len,
+	    id, id_len, res != NULL);
 	if (m == NULL) {
 		log_warn("out of memory encoding an event for %.*s", (int)resource_len, resource);
 		return 0;
 	}
-	sse_event_encode(m->data, event, event_len, data, len);
+	if (res == NULL) {
+		msg_unref(m);
+		log_debug("Local broadcast to %.*s: 0 success, 0 failed", (int)resource_len, resource);
+		return 0;
+	}
 	all = registry_resource_streams(res);   /* res is gone if every stream stalls */
-	ok = out_deliver(srv->out, res, m);
+	if (!resume_has_held(srv->resume)) {
+		ok = out_deliver(srv->out, res, m);
+	} else {
+		/* Streams waiting for a replay take the event through resume (held, or
+		 * dropped as already replayed); the others as usual. */
+		for (n = registry_resource_first(res); n != NULL; n = next) {
+			struct stream *s = (struct stream *)(void *)((char *)n -
+			    offsetof(struct stream, node));
+
+			next = n->next;
+			if ((s->flags & STREAM_HOLD) && resume_offer(srv->resume, s, m, id, id_len)) {
+				all--;
+				continue;
+			}
+			if (out_stream_push(srv->out, s, m) == 0)
+				ok++;
+		}
+	}
 	msg_unref(m);
 	srv->routes.messages_out += ok;
 	log_debug("Local broadcast to %.*s: %zu success, %zu failed", (int)resource_len, resource,
@@ -304,6 +334,9 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->out = out_new(loop, conf, srv->reg, on_fd_released, on_abandon, srv);
 	if (srv->out == NULL)
 		goto fail;
+	srv->resume = resume_new(loop, conf, srv->hub, srv->reg, &server_resume_ops, &srv->routes);
+	if (srv->resume == NULL)
+		goto fail;
 	srv->conns = conn_pool_new(loop, conf, on_request, on_fd_released, srv);
 	if (srv->conns == NULL)
 		goto fail;
@@ -311,6 +344,7 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->routes.out = srv->out;
 	srv->routes.reg = srv->reg;
 	srv->routes.hub = srv->hub;
+	srv->routes.resume = srv->resume;
 	srv->routes.conns = srv->conns;
 	srv->routes.ceiling = (size_t)(stream_ceiling > 0 ? stream_ceiling : 0);
 	srv->routes.started = time(NULL);
@@ -379,6 +413,7 @@ server_free(struct server *srv)
 	if (srv->reserve_fd != -1)
 		close(srv->reserve_fd);
 	hub_free(srv->hub);
+	resume_free(srv->resume);   /* after out_free: held streams are forgotten there */
 	registry_free(srv->reg);
 	server_routes_release(&srv->routes);
 	free(srv);

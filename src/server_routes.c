@@ -5,11 +5,14 @@
 #include "server_routes.h"
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "conf.h"
 #include "conn.h"
 #include "ev.h"
@@ -18,6 +21,7 @@
 #include "log.h"
 #include "out.h"
 #include "registry.h"
+#include "resume.h"
 #include "sse.h"
 #include "stats.h"
 #include "stream.h"
@@ -68,6 +72,7 @@ status_text(int status)
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Content Too Large";
@@ -113,6 +118,80 @@ server_reply_error(struct server_routes *rt, struct stream *s, int status, const
 
 /* ---- routes ---- */
 
+/* ---- what resume.c asks of the server ---- */
+
+#define RESUME_RETRY_MS 100   /* a replay cut at the queue bound: come back at once */
+
+/* Replayed events obey the stream's queue bound, except that the first always goes (as
+ * an empty queue always takes one event), so every resume progresses. */
+static int
+resume_push(void *arg, void *stream, struct msg *m, int first)
+{
+	struct server_routes *rt = arg;
+	struct stream *s = stream;
+
+	if (s->flags & (STREAM_DEAD | STREAM_CLOSING))
+		return -2;
+	if (!first && (size_t)s->queued + m->len > (size_t)rt->conf->stream_queue_bytes)
+		return -1;
+	return out_stream_push(rt->out, s, m) == 0 ? 0 : -2;
+}
+
+static void
+resume_hold(void *arg, void *stream, int on)
+{
+	struct stream *s = stream;
+
+	(void)arg;
+	if (on)
+		s->flags |= STREAM_HOLD;
+	else
+		s->flags &= (uint8_t)~STREAM_HOLD;
+}
+
+static void
+resume_finish(void *arg, void *stream, int how)
+{
+	struct server_routes *rt = arg;
+	struct stream *s = stream;
+
+	if (s->flags & (STREAM_DEAD | STREAM_CLOSING))
+		return;
+	if (how == RESUME_CUT)
+		out_stream_end(rt->out, s, RESUME_RETRY_MS);
+	else if (how == RESUME_FAILED)
+		out_stream_kill(rt->out, s);
+}
+
+static void *
+resume_node_stream(struct registry_node *n)
+{
+	return (char *)n - offsetof(struct stream, node);
+}
+
+const struct resume_ops server_resume_ops = {
+	resume_push, resume_hold, resume_finish, resume_node_stream
+};
+
+/* The stream is open: start it at the client's last id, if it gave one. The header (what
+ * EventSource sends on its own reconnects) wins over the query (a page's stored id). */
+static void
+resume_start(struct server_routes *rt, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
+{
+	const char *id = r->last_event_id;
+	size_t id_len = r->last_event_id_len;
+	int how;
+
+	if (req->last_event_id[0] != '\0') {
+		id = req->last_event_id;
+		id_len = strlen(id);
+	}
+	how = resume_stream_start(rt->resume, s, r->resource, r->resource_len, id, id_len);
+	if (how == RESUME_CUT || how == RESUME_FAILED)
+		resume_finish(rt, s, how);
+}
+
 /*
  * GET <subscribe_prefix><resource>: the checks a stream open goes through (access checks
  * belong before the limits, so that a refused request counts against nothing), then the
@@ -120,11 +199,20 @@ server_reply_error(struct server_routes *rt, struct stream *s, int status, const
  * replay from history) is queued right after the head, with out_stream_push.
  */
 static void
-subscribe(struct server_routes *rt, struct stream *s, const struct route *r)
+subscribe(struct server_routes *rt, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
 {
 	const struct conf *c = rt->conf;
 	struct resource *res;
+	const char *why;
+	int st;
 
+	st = access_subscribe(c->access, req->cookie, req->uri, r->resource, r->resource_len,
+	    time(NULL), &why);
+	if (st != 0) {
+		server_reply_error(rt, s, st, st == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, why);
+		return;
+	}
 	if (rt->shutting_down) {
 		server_reply_error(rt, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "shutting down");
 		return;
@@ -147,7 +235,8 @@ subscribe(struct server_routes *rt, struct stream *s, const struct route *r)
 		server_reply_error(rt, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
 		return;
 	}
-	out_stream_push(rt->out, s, rt->open_msg);
+	if (out_stream_push(rt->out, s, rt->open_msg) == 0)
+		resume_start(rt, s, r, req);
 }
 
 static void
@@ -166,13 +255,16 @@ on_published(void *arg, const struct hub_result *res)
 }
 
 static int
-authorized(struct server_routes *rt, struct stream *s, const struct fcgi_request *req)
+authorized(struct server_routes *rt, struct stream *s, const struct route *r,
+    const struct fcgi_request *req)
 {
-	const char *token = rt->conf->publish_token;
+	const char *why;
+	int st = access_publish(rt->conf->access, rt->conf->publish_token, req->authorization,
+	    r->resource, r->resource_len, time(NULL), &why);
 
-	if (token == NULL || route_token_check(req->authorization, token))
+	if (st == 0)
 		return 1;
-	server_reply_error(rt, s, 401, "WWW-Authenticate: Bearer\r\n", "missing or wrong bearer token");
+	server_reply_error(rt, s, st, st == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, why);
 	return 0;
 }
 
@@ -182,12 +274,16 @@ static void
 publish(struct server_routes *rt, struct stream *s, const struct route *r,
     const struct fcgi_request *req, int too_large)
 {
-	if (!authorized(rt, s, req))
+	if (!authorized(rt, s, r, req))
 		return;
 	if (too_large) {
 		rt->refused++;
 		reply(s, 413, NULL, "{\"error\":\"message over %d bytes\"}",
 		    rt->conf->max_message_bytes);
+		return;
+	}
+	if (r->event_len == 5 && memcmp(r->event, "reset", 5) == 0) {
+		server_reply_error(rt, s, 400, NULL, "the event name reset is reserved");
 		return;
 	}
 	if (req->body_len == 0) {
@@ -277,13 +373,13 @@ server_route(struct server_routes *rt, struct stream *s, const struct fcgi_reque
 	}
 	switch (r.kind) {
 	case ROUTE_SUBSCRIBE:
-		subscribe(rt, s, &r);
+		subscribe(rt, s, &r, req);
 		break;
 	case ROUTE_PUBLISH:
 		publish(rt, s, &r, req, too_large);
 		break;
 	case ROUTE_PUBLISH_COUNT:
-		if (authorized(rt, s, req))
+		if (authorized(rt, s, &r, req))
 			reply(s, 200, NULL, "{\"resource\":\"%.*s\",\"streams\":%zu}",
 			    (int)r.resource_len, r.resource, registry_resource_streams(
 			    registry_find(rt->reg, r.resource, r.resource_len)));

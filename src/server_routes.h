@@ -21,6 +21,8 @@ struct hub;
 struct msg;
 struct out;
 struct registry;
+struct resume;
+struct resume_ops;
 struct stream;
 
 #define RETRY_AFTER "5"   /* seconds, on 429 and 503 */
@@ -35,6 +37,7 @@ struct server_routes {
 	struct out *out;
 	struct registry *reg;
 	struct hub *hub;
+	struct resume *resume;         /* event ids and resume (resume.h) */
 	struct conn_pool *conns;
 	struct route_prefixes prefixes;
 	struct msg *open_msg;          /* headers + retry:, shared by every stream */
@@ -50,6 +53,10 @@ struct server_routes {
  * rest. -1 when cors_origin does not fit a header or on ENOMEM (logged). */
 int server_routes_init(struct server_routes *rt, const struct conf *conf);
 void server_routes_release(struct server_routes *rt);
+
+/* What resume.c asks of the server (push, hold, finish, node -> stream); its arg is the
+ * struct server_routes. */
+extern const struct resume_ops server_resume_ops;
 
 /* Answers the decoded request on s: a stream, a publish, a count, stats or an error. */
 void server_route(struct server_routes *rt, struct stream *s, const struct fcgi_request *req,

@@ -5,6 +5,8 @@
 
 #define EVENT_PREFIX     "event: "
 #define EVENT_PREFIX_LEN (sizeof EVENT_PREFIX - 1)
+#define ID_PREFIX        "id: "
+#define ID_PREFIX_LEN    (sizeof ID_PREFIX - 1)
 #define DATA_PREFIX      "data: "
 #define DATA_PREFIX_LEN  (sizeof DATA_PREFIX - 1)
 #define DATA_EMPTY       "data:\n"
@@ -59,7 +61,7 @@ skip_break(const char *b, const char *end)
 	return b + 1;
 }
 
-/* A name holding a line break would start a line of its own: cut it there. */
+/* A name or id holding a line break would start a line of its own: cut it there. */
 static size_t
 name_len(const char *event, size_t event_len)
 {
@@ -76,6 +78,19 @@ name_len(const char *event, size_t event_len)
 size_t
 sse_event_size(const char *event, size_t event_len, const char *data, size_t data_len)
 {
+	return sse_event_id_size(NULL, 0, event, event_len, data, data_len);
+}
+
+size_t
+sse_event_encode(char *out, const char *event, size_t event_len, const char *data, size_t data_len)
+{
+	return sse_event_id_encode(out, NULL, 0, event, event_len, data, data_len);
+}
+
+size_t
+sse_event_id_size(const char *id, size_t id_len, const char *event, size_t event_len,
+    const char *data, size_t data_len)
+{
 	struct scan s;
 	const char *p, *b;
 	size_t n = 0;
@@ -83,6 +98,9 @@ sse_event_size(const char *event, size_t event_len, const char *data, size_t dat
 	event_len = name_len(event, event_len);
 	if (event_len)
 		n += EVENT_PREFIX_LEN + event_len + 1;
+	id_len = name_len(id, id_len);
+	if (id_len)
+		n += ID_PREFIX_LEN + id_len + 1;
 	if (data == NULL)
 		data = "", data_len = 0;
 	scan_init(&s, data, data_len);
@@ -103,7 +121,8 @@ sse_event_size_max(size_t data_len, size_t event_len)
 }
 
 size_t
-sse_event_encode(char *out, const char *event, size_t event_len, const char *data, size_t data_len)
+sse_event_id_encode(char *out, const char *id, size_t id_len, const char *event,
+    size_t event_len, const char *data, size_t data_len)
 {
 	struct scan s;
 	const char *p, *b;
@@ -115,6 +134,14 @@ sse_event_encode(char *out, const char *event, size_t event_len, const char *dat
 		o += EVENT_PREFIX_LEN;
 		memcpy(o, event, event_len);
 		o += event_len;
+		*o++ = '\n';
+	}
+	id_len = name_len(id, id_len);
+	if (id_len) {
+		memcpy(o, ID_PREFIX, ID_PREFIX_LEN);
+		o += ID_PREFIX_LEN;
+		memcpy(o, id, id_len);
+		o += id_len;
 		*o++ = '\n';
 	}
 	if (data == NULL)

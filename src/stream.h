@@ -47,6 +47,7 @@ enum stream_flag {
 	STREAM_BLOCKED = 16,  /* waiting for EV_WRITE: do not flush before it */
 	STREAM_PENDING = 32,  /* a publish it made awaits the hub's answer */
 	STREAM_OVER_SOFT = 64, /* held more than the soft limit since soft_since */
+	STREAM_HOLD = 128,    /* resume.c decides about each event (a replay is under way) */
 };
 
 struct stream {

@@ -10,11 +10,12 @@
 #                           (and linux-perf for profiling by hand, where the kernel has it)
 set -eu
 
-PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
+PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev libssl-dev libjansson-dev nginx
+spawn-fcgi curl"
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db"
+chromium systemd man-db openssl python3-jwt python3-cryptography iproute2"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"

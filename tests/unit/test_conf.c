@@ -104,6 +104,9 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 	assert_int_equal(a->stream_queue_bytes, b->stream_queue_bytes);
 	assert_int_equal(a->stream_queue_soft_bytes, b->stream_queue_soft_bytes);
 	assert_int_equal(a->stream_queue_soft_seconds, b->stream_queue_soft_seconds);
+	assert_int_equal(a->history_size, b->history_size);
+	assert_int_equal(a->history_ttl, b->history_ttl);
+	assert_int_equal(a->history_bytes, b->history_bytes);
 	str_eq(a->publish_token, b->publish_token);
 	str_eq(a->cors_origin, b->cors_origin);
 	str_eq(a->log_file, b->log_file);
@@ -142,6 +145,9 @@ test_defaults(void **state)
 	assert_int_equal(c.stream_queue_bytes, 1048576);
 	assert_int_equal(c.stream_queue_soft_bytes, 262144);
 	assert_int_equal(c.stream_queue_soft_seconds, 10);
+	assert_int_equal(c.history_size, 100);
+	assert_int_equal(c.history_ttl, 3600);
+	assert_int_equal(c.history_bytes, 16777216);
 	assert_null(c.publish_token);
 	assert_null(c.cors_origin);
 	assert_null(c.log_file);
@@ -162,6 +168,34 @@ test_defaults(void **state)
 	conf_release(&c);
 	conf_release(&c);           /* safe twice */
 	assert_null(c.event_loop);
+}
+
+static void
+test_jwt_section(void **state)
+{
+	struct conf c;
+
+	(void)state;
+	conf_init(&c);
+	assert_int_equal(c.jwt.subscribe, 0);
+	assert_string_equal(c.jwt.cookie, "sse_token");
+	assert_int_equal(c.jwt.leeway, 30);
+	assert_null(c.jwt.secret);
+	conf_release(&c);
+	load_ok(&c, "jwt {\n  subscribe = true\n  secret = \"0123456789abcdef0123456789abcdef\"\n"
+	    "  previous_secret = \"fedcba9876543210fedcba9876543210\"\n"
+	    "\n  public_key_file = \"/etc/sse-fcgi/jwt.pem\"\n  cookie = tok\n"
+	    "  issuer = \"https://clinic.example\"\n  audience = sse\n  leeway = 0\n}\n");
+	assert_int_equal(c.jwt.subscribe, 1);
+	assert_string_equal(c.jwt.secret, "0123456789abcdef0123456789abcdef");
+	assert_string_equal(c.jwt.previous_secret, "fedcba9876543210fedcba9876543210");
+	assert_string_equal(c.jwt.public_key_file, "/etc/sse-fcgi/jwt.pem");
+	assert_int_equal(c.jwt.public_key_file_line, 6);
+	assert_string_equal(c.jwt.cookie, "tok");
+	assert_string_equal(c.jwt.issuer, "https://clinic.example");
+	assert_string_equal(c.jwt.audience, "sse");
+	assert_int_equal(c.jwt.leeway, 0);
+	conf_release(&c);
 }
 
 static void
@@ -217,6 +251,9 @@ test_every_key(void **state)
 	    "stream_queue_bytes = 8192\n"
 	    "stream_queue_soft_bytes = 0\n"
 	    "stream_queue_soft_seconds = 60\n"
+	    "history_size = 0\n"
+	    "history_ttl = 60\n"
+	    "history_bytes = 1048576\n"
 	    "publish_token = \"0123456789abcdef\"\n"
 	    "cors_origin = \"https://app.example.com\"\n"
 	    "log_file = \"/var/log/sse.log\"\n"
@@ -246,6 +283,9 @@ test_every_key(void **state)
 	assert_int_equal(c.stream_queue_bytes, 8192);
 	assert_int_equal(c.stream_queue_soft_bytes, 0);
 	assert_int_equal(c.stream_queue_soft_seconds, 60);
+	assert_int_equal(c.history_size, 0);
+	assert_int_equal(c.history_ttl, 60);
+	assert_int_equal(c.history_bytes, 1048576);
 	assert_string_equal(c.publish_token, "0123456789abcdef");
 	assert_string_equal(c.cors_origin, "https://app.example.com");
 	assert_string_equal(c.log_file, "/var/log/sse.log");
@@ -340,6 +380,12 @@ static const struct bad bads[] = {
 	{ "port range", "redis {\n  port = 70000\n}\n", 2, "redis.port", "must be between 1 and 65535" },
 	{ "queue too small", "stream_queue_bytes = 100\n", 1, "stream_queue_bytes",
 	  "must be between 4096 and" },
+	{ "history_size negative", "history_size = -1\n", 1, "history_size",
+	    "must be between 0 and 100000" },
+	{ "history_ttl 0", "\nhistory_ttl = 0\n", 2, "history_ttl",
+	    "must be between 1 and 2592000" },
+	{ "history_bytes over", "history_bytes = 1073741825\n", 1, "history_bytes",
+	    "must be between 0 and 1073741824" },
 	{ "message too big", "max_message_bytes = 16777217\n", 1, "max_message_bytes",
 	  "must be between 1 and 16777216" },
 	{ "bad event_loop", "\n\n\nevent_loop = \"kqueue\"\n", 4, "event_loop",
@@ -386,6 +432,17 @@ static const struct bad bads[] = {
 	  "redis.password", "\"${\" is not allowed" },
 	{ "env expansion bare", "\nlog_file = ${HOME}\n", 2, "log_file", "\"${\" is not allowed" },
 	{ "equals only", "=\n", 1, NULL, "syntax error" },
+	{ "jwt secret short", "jwt {\n  secret = \"0123456789abcdef0123456789abcde\"\n}\n", 2,
+	  "jwt.secret", "must be at least 32 bytes long" },
+	{ "jwt previous short", "jwt {\n secret = \"0123456789abcdef0123456789abcdef\"\n"
+	  " previous_secret = \"short\"\n}\n", 3, "jwt.previous_secret", "at least 32 bytes" },
+	{ "jwt previous alone", "jwt {\n\n previous_secret = \"0123456789abcdef0123456789abcdef\"\n}\n",
+	  3, "jwt.previous_secret", "needs secret" },
+	{ "jwt subscribe without key", "# c\njwt {\n  subscribe = true\n  issuer = x\n}\n", 3,
+	  "jwt.subscribe", "needs jwt.secret or jwt.public_key_file" },
+	{ "jwt cookie name", "jwt {\n  cookie = \"a;b\"\n}\n", 2, "jwt.cookie", "cookie name" },
+	{ "jwt leeway", "jwt {\n  leeway = 3601\n}\n", 2, "jwt.leeway", "between 0 and 3600" },
+	{ "jwt unknown key", "jwt {\n  algorithm = HS256\n}\n", 2, "jwt.algorithm", "unknown key" },
 };
 
 static void
@@ -560,6 +617,7 @@ main(void)
 		cmocka_unit_test(test_shipped_equals_defaults),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_jwt_section),
 		cmocka_unit_test(test_syntax_variants),
 		cmocka_unit_test(test_load_over_current_values),
 		cmocka_unit_test(test_errors),

@@ -32,10 +32,12 @@ struct world {
 
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
 {
 	struct world *w = arg;
 
+	(void)id;
+	(void)id_len;
 	(void)resource;
 	(void)resource_len;
 	w->delivered++;

@@ -215,6 +215,40 @@ test_uri_len(void **state)
 	assert_int_equal(r.kind, ROUTE_NONE);
 }
 
+/* A stream's last_event_id: the first non-empty one, raw; never an error. */
+static void
+test_last_event_id(void **state)
+{
+	static const struct { const char *uri, *want; } ids[] = {
+		{ "/sse/d?last_event_id=k1-42", "k1-42" },
+		{ "/sse/d?x=1&last_event_id=k1-42&y=2", "k1-42" },
+		{ "/sse/d?last_event_id=&last_event_id=k1-3", "k1-3" },
+		{ "/sse/d?last_event_id=a&last_event_id=b", "a" },
+		{ "/sse/d?last_event_id=%41%20", "%41%20" },   /* raw: malformed later */
+		{ "/sse/d?last_event_id", NULL },
+		{ "/sse/d?last_event_idx=1", NULL },
+		{ "/sse/d?xlast_event_id=1", NULL },
+		{ "/sse/d", NULL },
+	};
+	struct route r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		assert_int_equal(route_parse(&r, &defaults, "GET", ids[i].uri, strlen(ids[i].uri)), 0);
+		assert_int_equal(r.kind, ROUTE_SUBSCRIBE);
+		assert_int_equal(r.resource_len, 1);
+		if (ids[i].want == NULL) {
+			assert_null(r.last_event_id);
+			continue;
+		}
+		assert_int_equal(r.last_event_id_len, strlen(ids[i].want));
+		assert_memory_equal(r.last_event_id, ids[i].want, r.last_event_id_len);
+	}
+	/* only streams read it */
+	assert_int_equal(route_parse(&r, &defaults, "POST", "/publish/d?last_event_id=a-1", 28), 0);
+	assert_null(r.last_event_id);
+}
+
 static void
 test_custom_prefixes(void **state)
 {
@@ -364,6 +398,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_uri_len),
+		cmocka_unit_test(test_last_event_id),
 		cmocka_unit_test(test_custom_prefixes),
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_token),

@@ -95,6 +95,40 @@ test_null_data(void **state)
 	assert_memory_equal(buf, "data: x\n\n", 9);
 }
 
+/* Ids: one "id:" line after the event line, none without an id, and the id-less
+ * functions are exactly the id functions without one. */
+static void
+test_id_line(void **state)
+{
+	static const struct { const char *id, *event, *data, *want; } cases[] = {
+		{ "k1-7", NULL, "{}", "id: k1-7\ndata: {}\n\n" },
+		{ "k1-8", "status", "a\nb", "event: status\nid: k1-8\ndata: a\ndata: b\n\n" },
+		{ "k1-9", "reset", "{\"reason\":\"gone\"}",
+		    "event: reset\nid: k1-9\ndata: {\"reason\":\"gone\"}\n\n" },
+		{ "", NULL, "x", "data: x\n\n" },
+		{ NULL, "e", "x", "event: e\ndata: x\n\n" },
+		{ "a\nid: b", NULL, "x", "id: a\ndata: x\n\n" },   /* cut at the break */
+	};
+	char buf[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t il = cases[i].id ? strlen(cases[i].id) : 0;
+		size_t el = cases[i].event ? strlen(cases[i].event) : 0;
+		size_t dl = strlen(cases[i].data);
+		size_t sz = sse_event_id_size(cases[i].id, il, cases[i].event, el, cases[i].data, dl);
+		size_t n = sse_event_id_encode(buf, cases[i].id, il, cases[i].event, el,
+		    cases[i].data, dl);
+
+		assert_int_equal(n, sz);
+		assert_int_equal(n, strlen(cases[i].want));
+		assert_memory_equal(buf, cases[i].want, n);
+	}
+	/* no id: byte for byte the old framing */
+	assert_int_equal(sse_event_id_size(NULL, 0, S("ev"), S("a\rb")),
+	    sse_event_size(S("ev"), S("a\rb")));
+}
+
 static void
 test_retry(void **state)
 {
@@ -366,6 +400,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frame_table),
 		cmocka_unit_test(test_null_data),
+		cmocka_unit_test(test_id_line),
 		cmocka_unit_test(test_retry),
 		cmocka_unit_test(test_heartbeat),
 		cmocka_unit_test(test_browser_view),
