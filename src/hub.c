@@ -207,9 +207,15 @@ ledger_deliver(void *arg, const struct dedup_entry *e)
 	struct hub *hub = arg;
 
 	/* Only an echo carries the id Redis gave it; the other paths deliver without one
-	 * (the browser's last id then stays where it was). */
+	 * (the browser's last id then stays where it was). And only to its own entry:
+	 * dedup_echo() first delivers older entries that never came back (a publish
+	 * that waited for a subscriber barrier, one this subscription skipped), and
+	 * the echo's id on one of them would make the stream drop the echo itself as
+	 * an id it already has. */
+	int own = hub->echo_id != NULL && e->seq == hub->meta_seq;
+
 	return deliver_id(hub, e->resource, e->resource_len, e->event, e->event_len,
-	    e->data, e->len, hub->echo_id, hub->echo_id_len);
+	    e->data, e->len, own ? hub->echo_id : NULL, own ? hub->echo_id_len : 0);
 }
 
 static void

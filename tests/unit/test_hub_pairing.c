@@ -194,6 +194,7 @@ struct world {
 	struct hub *hub;
 	char got[16][64];   /* "<event>|<data>" per delivery ("" event: none) */
 	char last_id[72];   /* id of the last delivery, "" for none */
+	char ids[16][72];   /* the id of each delivery ("" none) */
 	int ngot;
 	int done;
 	char mode[8];
@@ -212,6 +213,7 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 	snprintf(w->got[w->ngot++], sizeof(w->got[0]), "%.*s|%.*s", (int)event_len,
 	    event != NULL ? event : "", (int)len, data);
 	snprintf(w->last_id, sizeof(w->last_id), "%.*s", (int)id_len, id != NULL ? id : "");
+	snprintf(w->ids[w->ngot - 1], sizeof(w->ids[0]), "%s", w->last_id);
 	return 1;
 }
 
@@ -595,6 +597,30 @@ meta_id_travels_with_payload(void **state)
 	EXPECT(w, "queue_update|a", "queue_update|b", "|c", "|own");
 }
 
+/* An echo's id goes to its own entry only: a publish that waited for a barrier
+ * and is delivered first by that echo (older seq) gets none, or the stream would
+ * take the echo itself for an id it already has. */
+static void
+echo_id_only_on_its_entry(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX + 32];
+
+	publisher_lost();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("waits"), on_done, w), 0);
+	publisher_back();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("own"), on_done, w), 0);
+	memcpy(meta, fake->meta, fake->meta_len);
+	memcpy(meta + fake->meta_len, " i=1764800000123456-43", 22);
+	sub_meta(meta, fake->meta_len + 22);
+	sub_payload(S("res"), S("own"));
+	EXPECT(w, "|waits", "|own");
+	assert_string_equal(w->ids[0], "");
+	assert_string_equal(w->ids[1], "1764800000123456-43");
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	assert_int_equal(w->done, 2);
+}
+
 int
 main(void)
 {
@@ -615,6 +641,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(up_publish_does_not_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(pairs_with_next_payload_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(meta_id_travels_with_payload, setup, teardown),
+		cmocka_unit_test_setup_teardown(echo_id_only_on_its_entry, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
