@@ -49,7 +49,7 @@ LIB      := $(O)/libssefcgi.a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 
-.PHONY: all unit test check integration deps install uninstall clean bench run valgrind
+.PHONY: all unit test check integration deps install uninstall clean bench soak run valgrind
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB)
@@ -120,6 +120,13 @@ bench: $(BENCH_LOAD)
 	@sh bench/deps.sh
 	$(MAKE) $(BIN)
 	SSE_FCGI_BIN=$(abspath $(BIN)) SSE_LOAD_BIN=$(abspath $(BENCH_LOAD)) /usr/bin/python3 bench/run.py
+
+# Soak with faults (not part of `make test`): bench/README.md. SOAK_MINUTES (60),
+# SOAK_STREAMS (10000), SOAK_RATE (200) and more; results land in bench/results/.
+soak:
+	@sh tests/deps.sh soak
+	$(MAKE) $(BIN)
+	SSE_FCGI_BIN=$(abspath $(BIN)) /usr/bin/python3 bench/soak.py
 
 install: $(BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(sysconfdir)/sse-fcgi $(DESTDIR)$(MAN8DIR) \
