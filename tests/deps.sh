@@ -4,7 +4,8 @@
 # when a package is missing. Services the packages would start (nginx on :80,
 # redis-server on :6379, lighttpd) are kept from starting: the tests start their own.
 #
-#   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test)
+#   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test;
+#                           clang and libclang-rt-14-dev, which holds libFuzzer, for tests/fuzz/)
 #   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
 #   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`
 #                           (and linux-perf for profiling by hand, where the kernel has it)
@@ -14,7 +15,7 @@ PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db"
+chromium systemd man-db clang libclang-rt-14-dev"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"
