@@ -97,20 +97,21 @@ fuzz-build: $(FUZZ_BIN)
 # a crash to build/fuzz/crash-*. The seeds in the tree are only read.
 # `make fuzz FUZZ_TARGETS="fcgi_head sse"` runs a few.
 FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
-FUZZ_RUN = set -e; for t in $(FUZZ_TARGETS); do \
-	    mkdir -p $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t; \
-	    echo "== fuzz_$$t, $(1) s"; \
-	    $(FUZZ_O)/fuzz_$$t -max_total_time=$(1) -timeout=10 -rss_limit_mb=1024 \
-	        -print_final_stats=1 -artifact_prefix=$(FUZZ_O)/crash-$$t- \
-	        $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t $(2); \
-	done
+# FUZZ_QUIET=1 keeps libFuzzer's progress lines in build/fuzz/fuzz.log unless a target fails.
+FUZZ_LOG = $(if $(FUZZ_QUIET),2>$(FUZZ_O)/fuzz.log || { tail -40 $(FUZZ_O)/fuzz.log; exit 1; })
 
 fuzz: fuzz-build
-	$(call FUZZ_RUN,$(FUZZ_SECONDS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t; \
+	    echo "== fuzz_$$t, $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_O)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_O)/crash-$$t- \
+	        $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t $(FUZZ_LOG); \
+	done
 
 # The short pass `make test` runs: every target over its seeds and a few seconds more.
-fuzz-smoke: fuzz-build
-	@$(call FUZZ_RUN,3,2>$(FUZZ_O)/smoke.log || { tail -40 $(FUZZ_O)/smoke.log; exit 1; })
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3 FUZZ_QUIET=1
 
 # Unit tests: every tests/unit/test_*.c is one cmocka binary.
 unit: $(TEST_BIN)
