@@ -164,8 +164,9 @@ fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_s
 			if (!s->have_begin || s->params_done)
 				return -1;
 			if (clen == 0) {
-				/* every PARAMS record of the request is in buf[0 .. off) now;
-				 * the padding of this one libfcgi would misread as BEGIN's */
+				/* every PARAMS record of the request is in buf[0 .. off) now.
+				 * libfcgi resets its reader for STDIN before it would skip this
+				 * record's padding, and reads the padding as a header: refused */
 				if (plen != 0 || params_check(buf, s->off, s->id) != 0)
 					return -1;
 				s->params_done = 1;
