@@ -7,13 +7,15 @@
 #   make unit            cmocka unit tests only (honours SANITIZE=1)
 #   make fuzz            every libFuzzer target in tests/fuzz/ for FUZZ_SECONDS (60) each
 #   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir): binary, config,
-#                        man page, systemd units, examples; make uninstall removes them
+#                        man page, systemd units, examples; make uninstall removes them.
+#                        The config goes to $(sysconfdir)/sse-fcgi (/etc whatever the PREFIX:
+#                        every example, unit and the man page name /etc/sse-fcgi/sse-fcgi.conf)
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
-sysconfdir ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+sysconfdir ?= /etc
 DESTDIR    ?=
 VERSION    := 0.1.0
 

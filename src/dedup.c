@@ -155,9 +155,30 @@ dedup_meta_decode(const char *buf, size_t len, struct dedup_meta *m)
 
 /* ---- ledger ---- */
 
+#define RING_MIN 16      /* slots; a power of two */
+#define OWNERS_MIN 16    /* buckets; a power of two */
+
+/*
+ * Entries live in ring[seq & (cap - 1)] for lo <= seq < hi: seqs are consecutive
+ * and hi - lo <= cap, so no two share a slot. A finished entry leaves a NULL
+ * slot; lo moves past NULL slots as the oldest entries finish, so ring[lo] is
+ * the oldest live entry and, deadlines growing with seq, the next to expire.
+ * Every entry below cursor is delivered: deliveries "in seq order" (an echo's
+ * older entries, a lost subscription) start there. lo and cursor only move
+ * forward, so the slots they pass are paid for once per entry.
+ *
+ * Owners: a chained hash of the entries that have one, so that dedup_cancel()
+ * (a publisher that went away) visits only its own entries.
+ */
 struct dedup {
-	struct dedup_entry *head, *tail;   /* ascending seq */
+	struct dedup_entry **ring;
+	size_t cap;                         /* 0 or a power of two >= RING_MIN */
+	uint64_t lo, hi, cursor;
+	uint64_t last_deadline;             /* of the newest entry */
 	size_t count;
+	struct dedup_entry **owners;        /* buckets */
+	size_t nowners_cap, nowned;
+	unsigned long long work;
 	const struct dedup_ops *ops;
 	void *arg;
 };
@@ -183,18 +204,97 @@ entry_free(struct dedup_entry *e)
 	free(e);
 }
 
+static struct dedup_entry **
+slot(const struct dedup *d, uint64_t seq)
+{
+	return &d->ring[seq & (d->cap - 1)];
+}
+
 void
 dedup_free(struct dedup *d)
 {
-	struct dedup_entry *e, *next;
+	uint64_t s;
 
 	if (d == NULL)
 		return;
-	for (e = d->head; e != NULL; e = next) {
-		next = e->next;
-		entry_free(e);
-	}
+	for (s = d->lo; s < d->hi; s++)
+		if (*slot(d, s) != NULL)
+			entry_free(*slot(d, s));
+	free(d->ring);
+	free(d->owners);
 	free(d);
+}
+
+/* Move the live span into a ring of newcap slots (>= hi - lo). */
+static int
+ring_resize(struct dedup *d, size_t newcap)
+{
+	struct dedup_entry **ring = calloc(newcap, sizeof(*ring));
+	uint64_t s;
+
+	if (ring == NULL)
+		return -1;
+	for (s = d->lo; s < d->hi; s++) {
+		ring[s & (newcap - 1)] = *slot(d, s);
+		d->work++;
+	}
+	free(d->ring);
+	d->ring = ring;
+	d->cap = newcap;
+	return 0;
+}
+
+static size_t
+owner_hash(const void *owner, size_t cap)
+{
+	/* Fibonacci hashing of the address; owners are our own pointers, not input. */
+	uint64_t h = (uint64_t)(uintptr_t)owner * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> 32) & (cap - 1);
+}
+
+static void
+owner_link(struct dedup_entry **bucket, struct dedup_entry *e)
+{
+	e->onext = *bucket;
+	if (e->onext != NULL)
+		e->onext->oprev = &e->onext;
+	e->oprev = bucket;
+	*bucket = e;
+}
+
+static void
+owner_unlink(struct dedup *d, struct dedup_entry *e)
+{
+	if (e->oprev == NULL)
+		return;
+	*e->oprev = e->onext;
+	if (e->onext != NULL)
+		e->onext->oprev = e->oprev;
+	e->onext = NULL;
+	e->oprev = NULL;
+	d->nowned--;
+}
+
+static int
+owners_resize(struct dedup *d, size_t newcap)
+{
+	struct dedup_entry **b = calloc(newcap, sizeof(*b)), *e, *next;
+	size_t i;
+
+	if (b == NULL)
+		return -1;
+	for (i = 0; i < d->nowners_cap; i++) {
+		for (e = d->owners[i]; e != NULL; e = next) {
+			next = e->onext;
+			owner_link(&b[owner_hash(e->owner, newcap)], e);
+			d->work++;
+		}
+	}
+	free(d->owners);
+	d->owners = b;
+	d->nowners_cap = newcap;
+	return 0;
 }
 
 static char *
@@ -212,15 +312,27 @@ dedup_add(struct dedup *d, uint64_t seq, uint64_t deadline_ms,
     const char *resource, size_t resource_len, const char *event, size_t event_len,
     const char *data, size_t len, void (*owner_fn)(void), void *owner)
 {
-	struct dedup_entry *e;
+	struct dedup_entry *e = NULL;
 
-	if (d->tail != NULL && seq <= d->tail->seq) {
+	if ((d->count > 0 && seq != d->hi) || (d->count == 0 && d->hi != 0 && seq < d->hi) ||
+	    seq == UINT64_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
+	if (d->count == 0)
+		d->lo = d->cursor = seq;   /* hi is set below */
+	else if (deadline_ms < d->last_deadline)
+		deadline_ms = d->last_deadline;
+	/* Room first, so that nothing can fail once the entry is made. */
+	if ((d->cap == 0 || seq - d->lo + 1 > d->cap) &&
+	    ring_resize(d, d->cap == 0 ? RING_MIN : d->cap * 2) == -1)
+		goto nomem;
+	if (owner != NULL && d->nowned + 1 > d->nowners_cap &&
+	    owners_resize(d, d->nowners_cap == 0 ? OWNERS_MIN : d->nowners_cap * 2) == -1)
+		goto nomem;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
-		return NULL;
+		goto nomem;
 	e->seq = seq;
 	e->deadline_ms = deadline_ms;
 	e->owner_fn = owner_fn;
@@ -234,46 +346,50 @@ dedup_add(struct dedup *d, uint64_t seq, uint64_t deadline_ms,
 		e->event = dup_bytes(event, event_len);
 		e->event_len = event_len;
 	}
-	if (e->resource == NULL || e->data == NULL || (event != NULL && e->event == NULL)) {
-		entry_free(e);
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (d->tail != NULL)
-		d->tail->next = e;
-	else
-		d->head = e;
-	d->tail = e;
+	if (e->resource == NULL || e->data == NULL || (event != NULL && e->event == NULL))
+		goto nomem;
+	*slot(d, seq) = e;
+	d->hi = seq + 1;
+	d->last_deadline = deadline_ms;
 	d->count++;
+	if (owner != NULL) {
+		owner_link(&d->owners[owner_hash(owner, d->nowners_cap)], e);
+		d->nowned++;
+	}
 	return e;
+nomem:
+	if (e != NULL)
+		entry_free(e);
+	if (d->count == 0)
+		d->lo = d->cursor = d->hi;
+	errno = ENOMEM;
+	return NULL;
 }
 
 static struct dedup_entry *
 find(const struct dedup *d, uint64_t seq)
 {
-	struct dedup_entry *e;
-
-	for (e = d->head; e != NULL && e->seq <= seq; e = e->next)
-		if (e->seq == seq)
-			return e;
-	return NULL;
+	if (d->count == 0 || seq < d->lo || seq >= d->hi)
+		return NULL;
+	return *slot(d, seq);
 }
 
 static void
 unlink_entry(struct dedup *d, struct dedup_entry *e)
 {
-	struct dedup_entry **pp, *prev = NULL;
-
-	for (pp = &d->head; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			if (d->tail == e)
-				d->tail = prev;
-			d->count--;
-			e->next = NULL;
-			return;
-		}
+	*slot(d, e->seq) = NULL;
+	d->count--;
+	owner_unlink(d, e);
+	while (d->lo < d->hi && *slot(d, d->lo) == NULL) {
+		d->lo++;
+		d->work++;
 	}
+	/* Give memory back after a stall; a quarter full before halving keeps the
+	 * resizes amortized O(1). A failed shrink just keeps the bigger table. */
+	if (d->cap > RING_MIN && d->hi - d->lo <= d->cap / 4)
+		ring_resize(d, d->cap / 2);
+	if (d->nowners_cap > OWNERS_MIN && d->nowned <= d->nowners_cap / 4)
+		owners_resize(d, d->nowners_cap / 2);
 }
 
 /*
@@ -340,6 +456,29 @@ try_finish(struct dedup *d, struct dedup_entry *e)
 	return 1;
 }
 
+/* Deliver, in seq order, every undelivered entry below seq (and below hi as it
+ * is at each step). The callbacks may add entries and finish only the entry
+ * they are given; a finish may move lo past the cursor, over slots that are
+ * all empty, so the cursor catches up with lo after each step. */
+static void
+deliver_below(struct dedup *d, uint64_t seq)
+{
+	if (d->cursor < d->lo)
+		d->cursor = d->lo;
+	while (d->cursor < seq && d->cursor < d->hi) {
+		struct dedup_entry *e = *slot(d, d->cursor);
+
+		d->work++;
+		if (e != NULL && !e->delivered) {
+			deliver(d, e);
+			try_finish(d, e);
+		}
+		d->cursor++;
+		if (d->cursor < d->lo)
+			d->cursor = d->lo;
+	}
+}
+
 int
 dedup_echo(struct dedup *d, uint64_t seq)
 {
@@ -358,16 +497,7 @@ dedup_echo(struct dedup *d, uint64_t seq)
 	 * older than seq that has not come back yet was skipped by this subscription
 	 * (it ran before the subscription began, or it will never run). Delivering
 	 * it now keeps local order; its late copy, if any, is then dropped. */
-	for (;;) {
-		struct dedup_entry *old = d->head;
-
-		while (old != NULL && old->seq < seq && old->delivered)
-			old = old->next;
-		if (old == NULL || old->seq >= seq)
-			break;
-		deliver(d, old);
-		try_finish(d, old);
-	}
+	deliver_below(d, seq);
 	e = find(d, seq);   /* callbacks above cannot remove it, but stay safe */
 	if (e == NULL || e->delivered)
 		return 0;
@@ -397,45 +527,43 @@ dedup_exec(struct dedup *d, uint64_t seq, int ok, const char *err)
 void
 dedup_expire(struct dedup *d, uint64_t now_ms)
 {
-	struct dedup_entry *e;
+	/* The oldest entry expires first (deadlines grow with seq). A timed-out
+	 * entry is delivered and then always finishes, so each pass of this loop
+	 * takes one entry out; callbacks may add entries, with later deadlines. */
+	while (d->count > 0) {
+		struct dedup_entry *e = *slot(d, d->lo);
 
-	/* Restart from the head after each callback: they may add entries. */
-	for (;;) {
-		for (e = d->head; e != NULL; e = e->next)
-			if (e->deadline_ms <= now_ms && !e->timed_out)
-				break;
-		if (e == NULL)
+		d->work++;
+		if (e->deadline_ms > now_ms)
 			return;
 		e->timed_out = 1;
 		deliver(d, e);
-		try_finish(d, e);
+		if (!try_finish(d, e))
+			return;   /* cannot happen: timed out and delivered finishes */
 	}
 }
 
 void
 dedup_sub_lost(struct dedup *d)
 {
-	struct dedup_entry *e;
-
-	for (;;) {
-		for (e = d->head; e != NULL && e->delivered; e = e->next)
-			;
-		if (e == NULL)
-			return;
-		deliver(d, e);
-		try_finish(d, e);
-	}
+	/* hi as it is at each step: entries added by callbacks go too. */
+	deliver_below(d, UINT64_MAX);
 }
 
 void
 dedup_cancel(struct dedup *d, void *owner)
 {
-	struct dedup_entry *e;
+	struct dedup_entry *e, *next;
 
-	for (e = d->head; e != NULL; e = e->next) {
-		if (!e->cancelled && e->owner == owner) {
+	if (owner == NULL || d->nowned == 0)
+		return;
+	for (e = d->owners[owner_hash(owner, d->nowners_cap)]; e != NULL; e = next) {
+		next = e->onext;
+		d->work++;
+		if (e->owner == owner) {
 			e->cancelled = 1;
 			e->owner = NULL;
+			owner_unlink(d, e);
 		}
 	}
 }
@@ -443,17 +571,18 @@ dedup_cancel(struct dedup *d, void *owner)
 uint64_t
 dedup_next_deadline(const struct dedup *d)
 {
-	const struct dedup_entry *e;
-	uint64_t min = UINT64_MAX;
-
-	for (e = d->head; e != NULL; e = e->next)
-		if (!e->timed_out && e->deadline_ms < min)
-			min = e->deadline_ms;
-	return min;
+	/* Nothing timed out stays in the ledger (see dedup_expire()). */
+	return d->count > 0 ? (*slot(d, d->lo))->deadline_ms : UINT64_MAX;
 }
 
 size_t
 dedup_count(const struct dedup *d)
 {
 	return d->count;
+}
+
+unsigned long long
+dedup_work(const struct dedup *d)
+{
+	return d->work;
 }

@@ -30,6 +30,13 @@
  *    publish at most once (one delivered flag, tested and set in one place,
  *    deliver()) and at least once (every path that finishes an entry delivers
  *    it first). See the argument in dedup.c above deliver().
+ *
+ *    Every ledger operation is O(1) (amortized): while Redis stalls, thousands of
+ *    publishes wait here, and each echo, EXEC answer, deadline pass and re-arm of
+ *    the deadline timer must not walk them all. Entries sit in a ring indexed by
+ *    seq (seqs are consecutive), the earliest deadline is the oldest entry's
+ *    (deadlines grow with seq), a cursor marks where undelivered entries start,
+ *    and dedup_cancel() finds a publisher's entries through a hash of owners.
  */
 #ifndef SSE_DEDUP_H
 #define SSE_DEDUP_H
@@ -67,7 +74,6 @@ enum dedup_outcome {
 };
 
 struct dedup_entry {
-	struct dedup_entry *next;
 	uint64_t seq;
 	uint64_t deadline_ms;
 	void (*owner_fn)(void);      /* the caller's answer function, cast back by it */
@@ -85,6 +91,8 @@ struct dedup_entry {
 	size_t event_len;
 	char *data;
 	size_t len;
+	/* Private to dedup.c: the chain of entries whose owner hashes alike. */
+	struct dedup_entry *onext, **oprev;
 };
 
 enum { DEDUP_EXEC_PENDING, DEDUP_EXEC_OK, DEDUP_EXEC_FAILED };
@@ -107,8 +115,12 @@ struct dedup *dedup_new(const struct dedup_ops *ops, void *arg);
 void dedup_free(struct dedup *d);
 
 /* Record a publish about to be written to Redis. seq must be greater than every
- * seq added before. Copies resource, event (may be NULL) and data. Returns the
- * entry (owned by the ledger), or NULL on ENOMEM. */
+ * seq added before, and exactly one more than the last one while the ledger is
+ * not empty (else NULL, EINVAL): entries live in a ring indexed by seq. A
+ * deadline_ms below the previous entry's is raised to it, so deadlines grow with
+ * seq (the caller's come from one monotonic clock plus one timeout anyway).
+ * Copies resource, event (may be NULL) and data. Returns the entry (owned by the
+ * ledger), or NULL on ENOMEM. */
 struct dedup_entry *dedup_add(struct dedup *d, uint64_t seq, uint64_t deadline_ms,
     const char *resource, size_t resource_len, const char *event, size_t event_len,
     const char *data, size_t len, void (*owner_fn)(void), void *owner);
@@ -134,5 +146,9 @@ void dedup_cancel(struct dedup *d, void *owner);
 /* Earliest deadline among entries, or UINT64_MAX when the ledger is empty. */
 uint64_t dedup_next_deadline(const struct dedup *d);
 size_t dedup_count(const struct dedup *d);
+/* Internal steps taken so far (ring slots and hash chains visited, entries moved
+ * when a table is resized). Every operation is O(1) amortized: a test holds the
+ * ledger to a constant number of steps per entry. */
+unsigned long long dedup_work(const struct dedup *d);
 
 #endif

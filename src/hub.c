@@ -24,6 +24,9 @@
  * message; that payload is ours (or a peer sse-fcgi's, with its event name)
  * when it is on the same resource. A payload without a meta record just before
  * it is a foreign publish (redis-cli, a seed peer): delivered verbatim, no event.
+ * The kept record lives as long as the subscriber connection that brought it
+ * (reset by on_sub_lost() only): the publisher connection coming and going in
+ * between changes nothing on the subscriber's byte stream.
  */
 #include "hub.h"
 
@@ -178,13 +181,17 @@ static const struct dedup_ops ledger_ops = { ledger_deliver, ledger_finish };
 
 /* ---- redis callbacks ---- */
 
+/* Nothing to do on the subscriber side: the pairing below belongs to the
+ * subscriber connection, and a mode change may be the publisher's alone (a
+ * payload whose meta record was read just before the publisher dropped must
+ * still pair with it: forgetting it would deliver the payload as foreign,
+ * without its name, and the ledger would deliver it again). on_sub_lost()
+ * ends the pairing. */
 static void
 on_mode(void *arg, int up)
 {
-	struct hub *hub = arg;
-
+	(void)arg;
 	(void)up;
-	hub->meta_valid = 0;
 }
 
 static void

@@ -42,6 +42,7 @@ struct conn {
 	int tried;                    /* an attempt was made before (counts reconnects) */
 	int failing;                  /* a failure was logged since the last ready */
 	uint64_t deadline_ms;         /* of the lookup (CONN_RESOLVING) */
+	char client_name[64];         /* CLIENT SETNAME: sse-fcgi:<name>:<origin> */
 	char last_logged[160];        /* failure reason logged last, to not repeat it */
 	struct ev_timer timer;
 };
@@ -493,6 +494,21 @@ on_ping(redisAsyncContext *ac, void *reply, void *priv)
 	conn_ready(c);
 }
 
+/* A Redis that cannot name clients (before 2.6.9, or an ACL without CLIENT)
+ * works all the same: the name only helps operators and CLIENT KILL. */
+static void
+on_setname(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct conn *c = priv;
+	redisReply *rep = reply;
+
+	if (rep == NULL || c->ac != ac || c->state != CONN_CONNECTING)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR)
+		log_debug("SSE: Redis %s: CLIENT SETNAME %s refused: %s", c->name, c->client_name,
+		    rep->str);
+}
+
 static int
 bytes_eq(const char *a, size_t alen, const char *b)
 {
@@ -798,6 +814,14 @@ conn_open(struct conn *c, const char *addr)
 		if (redisAsyncCommandArgv(ac, on_auth, c, 2, argv, argvlen) != REDIS_OK)
 			goto fail;
 	}
+	{
+		/* Before PSUBSCRIBE: a subscribed connection takes no CLIENT command. */
+		const char *argv[3] = { "CLIENT", "SETNAME", c->client_name };
+		size_t argvlen[3] = { 6, 7, strlen(c->client_name) };
+
+		if (redisAsyncCommandArgv(ac, on_setname, c, 3, argv, argvlen) != REDIS_OK)
+			goto fail;
+	}
 	if (c->is_sub) {
 		/* One command for all three: hiredis 0.14.1 files each pattern under
 		 * the same callback, and Redis starts them together. */
@@ -1006,6 +1030,8 @@ redis_new(struct ev_loop *loop, const struct conf_redis *conf, const char *origi
 		r->rnd = 88172645463325252ULL;
 	conn_init(&r->sub, r, "subscriber", 1);
 	conn_init(&r->pub, r, "publisher", 0);
+	snprintf(r->sub.client_name, sizeof(r->sub.client_name), "sse-fcgi:subscriber:%.32s", origin);
+	snprintf(r->pub.client_name, sizeof(r->pub.client_name), "sse-fcgi:publisher:%.32s", origin);
 	conn_connect(&r->sub);
 	conn_connect(&r->pub);
 	return r;

@@ -2,6 +2,11 @@
  * redis — the only hiredis user: two asynchronous connections to one Redis,
  * plugged into the process's ev loop, that survive anything Redis does.
  *
+ * Each connection names itself first (CLIENT SETNAME sse-fcgi:subscriber:<origin>
+ * and sse-fcgi:publisher:<origin>; hub.c logs the origin at start), so that an
+ * operator reading CLIENT LIST, or killing one with CLIENT KILL ID, knows whose
+ * connection is whose. A refused SETNAME is ignored.
+ *
  *   subscriber  AUTH (if a password is set), then ONE
  *               PSUBSCRIBE <prefix>*  __sse-fcgi__:meta:<prefix>*  __sse-fcgi__:probe:<origin>
  *               (one command, so the payload and meta patterns start together:

@@ -717,7 +717,7 @@ class Loop:
 
 # ---------------------------------------------------------------- configs
 
-def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir):
+def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir, shipped_socket=False):
     """THE documented substitution (tests/integration/README.md): the shipped
     examples/nginx/nginx.conf changes only in its listen port, FastCGI socket,
     log paths, pid path and temp paths.  Each rule must match, and nothing may
@@ -735,8 +735,13 @@ def substitute_nginx_conf(text, port, sock, log_dir, pid_file, temp_dir):
             fail("examples/nginx/nginx.conf: substitution for %s matched nothing" % what)
     for line in text.splitlines():
         code = line.split("#", 1)[0]
-        if re.search(r"((?<![\w.-])(/run/|/var/log/|/var/lib/)|:8080\b)", code):
+        if shipped_socket:   # a test of the installed layout keeps the documented socket
+            code = code.replace("unix:" + sock, "")
+        if re.search(r"(?<![\w.-])(/run/|/var/log/|/var/lib/)", code):
             fail("examples/nginx/nginx.conf: system path left after substitution: %r" % line.strip())
+        # Every listen directive is the substituted one (the port may be 8080 itself).
+        if re.match(r"\s*listen\s", code) and not re.match(r"\s*listen\s+127\.0\.0\.1:%d\s*;" % port, code):
+            fail("examples/nginx/nginx.conf: listen directive left after substitution: %r" % line.strip())
     return text
 
 
@@ -955,12 +960,13 @@ class Env:
         return res
 
     # -- nginx
-    def start_nginx(self):
+    def start_nginx(self, shipped_socket=False):
         self.port = free_port()
         with open(NGINX_EXAMPLE) as f:
             text = f.read()
         text = substitute_nginx_conf(text, self.port, self.sock, self.ngx_log,
-                                     os.path.join(self.run_dir, "nginx.pid"), self.ngx_tmp)
+                                     os.path.join(self.run_dir, "nginx.pid"), self.ngx_tmp,
+                                     shipped_socket=shipped_socket)
         conf = os.path.join(self.ngx_dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(text)

@@ -238,7 +238,10 @@ class SilentRedis:
 class Relay:
     """TCP relay 127.0.0.1:port -> Redis. deafen() stops forwarding Redis's bytes
     to every connection that has sent PSUBSCRIBE so far (the subscriber goes
-    deaf, its TCP connection stays up); later connections are relayed normally."""
+    deaf, its TCP connection stays up); later connections are relayed normally.
+    split_after_meta() makes the next sse-fcgi meta record that Redis sends a
+    subscriber arrive alone: the bytes after it (its payload) are held until
+    release(), so a test can act between the two."""
 
     def __init__(self, target_port):
         self.target = target_port
@@ -252,6 +255,8 @@ class Relay:
         self.subscribers = set()
         self.deaf = set()
         self.dropped = 0     # bytes swallowed
+        self.split = False   # hold what follows the next meta record
+        self.held = None     # (subscriber socket, bytes held) once split
         self.lock = threading.Lock()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -261,6 +266,42 @@ class Relay:
         with self.lock:
             self.deaf |= self.subscribers
             return len(self.deaf)
+
+    def split_after_meta(self):
+        with self.lock:
+            self.split, self.held = True, None
+
+    def holding(self):
+        with self.lock:
+            return self.held is not None
+
+    def release(self):
+        """Send what was held; returns its size."""
+        with self.lock:
+            sock, data = self.held or (None, b"")
+            self.held, self.split = None, False
+        if sock is not None and data:
+            try:
+                sock.sendall(data)
+            except OSError:
+                return 0
+        return len(data)
+
+    def _split(self, peer, data):
+        """Bytes to forward now; the rest is held (called under the lock)."""
+        if self.held is not None:
+            if self.held[0] is peer:
+                self.held = (peer, self.held[1] + data)
+                return b""
+            return data
+        i = data.find(b"__sse-fcgi__:meta:")
+        if i < 0:
+            return data
+        j = data.find(b"*4\r\n$8\r\npmessage\r\n", i)
+        if j < 0:
+            j = len(data)
+        self.held = (peer, data[j:])
+        return data[:j]
 
     def _close(self, s):
         p = self.pairs.pop(s, None)
@@ -304,6 +345,10 @@ class Relay:
                     if s not in self.client and peer in self.deaf:
                         self.dropped += len(data)
                         continue
+                    if s not in self.client and peer in self.subscribers and self.split:
+                        data = self._split(peer, data)
+                        if not data:
+                            continue
                 try:
                     peer.sendall(data)
                 except OSError:
@@ -315,6 +360,33 @@ class Relay:
         self.stopping = True
         self.thread.join(5)
         self.lsock.close()
+
+
+def client_list(rs):
+    """CLIENT LIST as a list of {field: value} dicts, one per connection."""
+    out = []
+    for line in rs.cli("CLIENT", "LIST").splitlines():
+        out.append(dict(kv.split("=", 1) for kv in line.split() if "=" in kv))
+    return out
+
+
+def kill_clients(rs, name_prefix):
+    """CLIENT KILL ID every connection whose CLIENT SETNAME name starts with
+    name_prefix; returns how many Redis says it killed."""
+    n = 0
+    for c in client_list(rs):
+        if c.get("name", "").startswith(name_prefix):
+            out = rs.cli("CLIENT", "KILL", "ID", c["id"])
+            n += int(out) if out.isdigit() else 0
+    return n
+
+
+ORIGIN_LINE = re.compile(r"sse-fcgi\[(\d+)\] \w+: SSE: Redis at \S+, channels \S+, origin ([0-9a-z]+)")
+
+
+def origins(env):
+    """{pid: origin} from each process's start-up line."""
+    return {int(m.group(1)): m.group(2) for m in ORIGIN_LINE.finditer(env.log_text())}
 
 
 def stats_by_pid(env, want_pids, tries=200):

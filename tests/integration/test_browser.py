@@ -15,6 +15,12 @@ marker in window).
 browser_run_demo, browser_run_demo[nonroot]: examples/run-demo.sh started as a
 user would (PORT on a free port), its printed URL and curl lines used as
 printed, Ctrl-C to its process group, then nothing of it may be left.
+
+demo_as_typed[make run], demo_as_typed[sh examples/run-demo.sh]: the README's
+commands exactly as typed, from the repository, with a user's environment (no
+PORT, no test binary: the command builds ./sse-fcgi itself) on the default
+port 8080; only when 8080 is taken here does the test use another port, and it
+prints a NOTE saying so.
 """
 
 import json
@@ -456,19 +462,119 @@ def _read_until(proc, marker, timeout, out, start=0):
         sel.close()
 
 
-def _run_demo_script(env, user=None):
-    port = free_port()
-    if user:
-        pw = pwd.getpwnam(user)
-        home = os.path.join(env.dir, "home")
-        os.makedirs(home)
-        os.chown(home, pw.pw_uid, pw.pw_gid)
-        demo_dir = os.path.join(home, "demo")
+def _port_8080_free():
+    """True when nothing listens on 127.0.0.1:8080 and we may bind it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As nginx binds: connections of an earlier run in TIME_WAIT do not count.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", 8080))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _typed_environ():
+    """The environment of a user's shell: none of the demo's knobs, none of
+    the outer make's (MAKEFLAGS would carry SANITIZE=1 and jobserver fds into
+    the `make` that `make run` runs), no test binary."""
+    e = clean_environ()
+    for k in ("PORT", "PROCS", "DEMO_DIR", "SSE_FCGI_BIN", "SANITIZE", "MAKEFLAGS", "MFLAGS",
+              "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"):
+        e.pop(k, None)
+    return e
+
+
+def _man_lines(prefix):
+    """The man page's EXAMPLES lines that start with prefix, as a user reads them."""
+    with open(os.path.join(REPO, "man", "sse-fcgi.8")) as f:
+        text = f.read()
+    out, inside = [], False
+    for line in text.splitlines():
+        if line == ".EX":
+            inside = True
+        elif line == ".EE":
+            inside = False
+        elif inside:
+            line = line.replace("\\-", "-").replace("\\(aq", "'").replace("\\e", "\\")
+            if line.startswith(prefix):
+                out.append(line)
+    return out
+
+
+def _printed_watch_and_man_lines(env, text, port):
+    """The banner's "Watch a raw stream" and "Counters" lines as printed, and
+    the man page's publish example (exactly as typed when the demo is on 8080)."""
+    watch = re.search(r"^Watch a raw stream:\s+(curl -N \S+)$", text, re.M)
+    stats = re.search(r"^Counters of the process:\s+(curl \S+)$", text, re.M)
+    check(watch and stats, "the banner lacks the watch/counters lines:\n%s" % text)
+    man_pub = [l for l in _man_lines("curl -d ") if "/publish/doctor-123" in l]
+    man_watch = [l for l in _man_lines("curl -N ") if "/sse/doctor-123" in l]
+    eq(len(man_pub), 1, "the man page's publish example")
+    eq(man_watch, [watch.group(1).replace(":%d/" % port, ":8080/")],
+       "the man page's stream example is the demo's printed line")
+    pub = man_pub[0].replace("127.0.0.1:8080/", "127.0.0.1:%d/" % port)
+    curl = subprocess.Popen(shlex.split(watch.group(1)), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        fd = curl.stdout.fileno()
+        os.set_blocking(fd, False)
+        got = [b""]
+
+        def read():
+            try:
+                got[0] += os.read(fd, 65536) or b""
+            except BlockingIOError:
+                pass
+            return got[0]
+        # The stream is open once its retry: line has come through nginx.
+        env.loop.wait(lambda: b"retry:" in read(), 10, "the printed `curl -N` line to receive retry:")
+        p = subprocess.run(shlex.split(pub), capture_output=True, timeout=10 * SLOW)
+        eq(p.returncode, 0, "exit status of the man page's `%s`" % pub)
+        d = json.loads(p.stdout).get("delivered", 0)
+        check(d >= 1, "delivered count of the man page's publish line: %r" % p.stdout[:200])
+        env.loop.wait(lambda: b'data: {"status":"ready"}\n\n' in read(), 10,
+                      "the man page's publish on the printed `curl -N` stream")
+        st = subprocess.run(shlex.split(stats.group(1)), capture_output=True, timeout=10 * SLOW)
+        check(json.loads(st.stdout).get("streams", 0) >= 1, "the printed stats line: %r" % st.stdout[:300])
+    finally:
+        curl.kill()
+        curl.wait(5)
+        curl.stdout.close()
+
+
+def _run_demo_script(env, user=None, typed=None):
+    """typed: the argv of a documented command, run from the repository as a
+    user types it, on the default port 8080 when it is free."""
+    if typed:
+        e = _typed_environ()
+        if _port_8080_free():
+            port = 8080
+        else:
+            port = free_port()
+            e["PORT"] = str(port)
+            print("    NOTE: 127.0.0.1:8080 is taken on this machine: ran `%s` with PORT=%d, "
+                  "not exactly as typed" % (" ".join(typed), port), flush=True)
+        env.note("`%s` on port %d%s" % (" ".join(typed), port, "" if port == 8080 else " (PORT override)"))
+        demo_dir = None
+        argv, cwd = list(typed), REPO
     else:
-        demo_dir = os.path.join(env.dir, "demo")
-    e = env.backend_env({"PORT": str(port), "SSE_FCGI_BIN": BIN, "DEMO_DIR": demo_dir})
-    if user:
-        e.update(HOME=home, USER=user, LOGNAME=user)
+        port = free_port()
+        if user:
+            pw = pwd.getpwnam(user)
+            home = os.path.join(env.dir, "home")
+            os.makedirs(home)
+            os.chown(home, pw.pw_uid, pw.pw_gid)
+            demo_dir = os.path.join(home, "demo")
+        else:
+            demo_dir = os.path.join(env.dir, "demo")
+        e = env.backend_env({"PORT": str(port), "SSE_FCGI_BIN": BIN, "DEMO_DIR": demo_dir})
+        if user:
+            e.update(HOME=home, USER=user, LOGNAME=user)
+        # Started from elsewhere: the script finds the repository itself.
+        argv, cwd = ["sh", RUN_DEMO], env.dir
 
     def as_user():
         if user:
@@ -476,14 +582,18 @@ def _run_demo_script(env, user=None):
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
     # Its own process group, so that SIGINT to the group is what Ctrl-C does in
-    # a terminal. Started from elsewhere: the script finds the repository itself.
-    proc = subprocess.Popen(["sh", RUN_DEMO], env=e, cwd=env.dir, preexec_fn=as_user,
+    # a terminal (with `make run`, make is in that group too).
+    proc = subprocess.Popen(argv, env=e, cwd=cwd, preexec_fn=as_user,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     out = [""]
     try:
-        _read_until(proc, "Ctrl-C", 30, out)
+        _read_until(proc, "Ctrl-C", 120 if typed else 30, out)   # typed: may build first
         text = out[0]
+        if demo_dir is None:
+            m = re.search(r"^Logs: (\S+)/log/ ", text, re.M)
+            check(m, "run-demo.sh printed no Logs: line naming its directory:\n%s" % text)
+            demo_dir = m.group(1)
         env.note("run-demo.sh ready in the output after %s lines" % len(text.splitlines()))
         urls = re.findall(r"^\s*(http://\S+)\s*$", text, re.M)
         eq(urls[:1], ["http://127.0.0.1:%d/" % port], "first URL printed")
@@ -519,6 +629,7 @@ def _run_demo_script(env, user=None):
             eq((s.sse.events[0].type, s.sse.events[0].data), (ev.group(1) if ev else "message", payload),
                "event received for the printed curl line")
         first = [ex for ex in env.loop.exchanges if ex.sse is not None]
+        _printed_watch_and_man_lines(env, text, port)
 
         # The backend stops (here SIGTERM; a crash does the same): the demo
         # starts it again after a pause, and publishing works again.
@@ -550,7 +661,13 @@ def _run_demo_script(env, user=None):
         except subprocess.TimeoutExpired:
             fail("run-demo.sh still running %.0fs after Ctrl-C" % (25 * SLOW))
         out[0] += proc.stdout.read().decode(errors="replace")
-        eq(proc.returncode, 0, "exit status of run-demo.sh after Ctrl-C; output:\n%s" % out[0][-1500:])
+        if typed and typed[0] == "make":
+            # make passes the interrupt on and reports it; the script's own
+            # cleanup must have run to its end before make gave up waiting.
+            check("stopped; removed %s" % demo_dir in out[0],
+                  "run-demo.sh did not finish its cleanup under make; output:\n%s" % out[0][-1500:])
+        else:
+            eq(proc.returncode, 0, "exit status of run-demo.sh after Ctrl-C; output:\n%s" % out[0][-1500:])
         env.loop.wait(lambda: all(s.complete for s in streams), 5, "the streams to end")
         for s in streams:
             check(s.clean_end and len(s.sse.retries) >= 2,
@@ -586,3 +703,16 @@ def browser_run_demo(env):
 @test("browser_run_demo[nonroot]")
 def browser_run_demo_nonroot(env):
     _run_demo_script(env, user=WORKER_USER)
+
+
+# The README's first command and the script it names, exactly as typed: no
+# environment overrides, the default port 8080 (another port only when 8080 is
+# taken here, and then the test says so).
+@test("demo_as_typed[make run]")
+def demo_as_typed_make_run(env):
+    _run_demo_script(env, typed=["make", "run"])
+
+
+@test("demo_as_typed[sh examples/run-demo.sh]")
+def demo_as_typed_run_demo(env):
+    _run_demo_script(env, typed=["sh", "examples/run-demo.sh"])

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import harness
 from harness import REPO, SLOW, check, eq, fail, test
@@ -282,7 +283,7 @@ def make_install_uninstall(env):
     examples = ["examples/nginx/nginx.conf", "examples/nginx/spawn-fcgi.sh",
                 "examples/lighttpd/lighttpd-spawn-fcgi.conf", "examples/lighttpd/lighttpd-bin-path.conf"]
     examples += ["examples/multi-server/" + f for f in sorted(os.listdir(os.path.join(REPO, "examples", "multi-server")))]
-    for prefix, etc, units in (("/usr/local", "usr/local/etc", "usr/local/lib/systemd/system"),
+    for prefix, etc, units in (("/usr/local", "etc", "usr/local/lib/systemd/system"),
                                ("/usr", "etc", "lib/systemd/system")):
         dest = os.path.join(env.dir, "destdir" + prefix.replace("/", "-"))
         os.makedirs(dest)
@@ -335,3 +336,156 @@ def make_install_uninstall(env):
             eq(tree(dest), set(), "files left by make uninstall PREFIX=%s" % prefix)
             check(not os.path.exists(os.path.join(dest, p, "share/doc/sse-fcgi")), "doc dir left")
             check(not os.path.exists(os.path.join(dest, etc, "sse-fcgi")), "etc/sse-fcgi left")
+
+
+# ---------------------------------------------------------------- as typed
+
+SYSTEM_PATHS = ("/usr/local/sbin/sse-fcgi", "/etc/sse-fcgi", "/run/sse-fcgi")
+SYSTEM_LOCK = "/run/lock/sse-fcgi-system-test.lock"
+
+
+def _readme_block_after(heading):
+    """The first fenced block after heading in the README, backslash
+    continuations joined: the commands as a user copies them."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        text = f.read()
+    at = text.index(heading)
+    start = text.index("```", at)
+    start = text.index("\n", start) + 1
+    end = text.index("```", start)
+    return text[start:end].replace("\\\n", " ").splitlines()
+
+
+def _typed_env():
+    e = harness.clean_environ()
+    for k in ("SANITIZE", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "SSE_FCGI_BIN"):
+        e.pop(k, None)
+    # root's PATH on Debian; a minimal CI environment may lack the sbin parts
+    path = e.get("PATH", "").split(":")
+    for d in ("/usr/local/sbin", "/usr/sbin", "/sbin"):
+        if d not in path:
+            path.append(d)
+    e["PATH"] = ":".join(p for p in path if p)
+    return e
+
+
+@test("documented_install_as_typed")
+def documented_install_as_typed(env):
+    """README "Installing", "Running it" / "spawn-fcgi way" and the man page's
+    EXAMPLES, typed on the real system as root: `make`, `sudo make install`,
+    `sse-fcgi -t -c /etc/sse-fcgi/sse-fcgi.conf`, the install -d and spawn-fcgi
+    lines (the installed binary with the installed config on the documented
+    socket, behind the shipped nginx example), `kill -TERM $(cat
+    /run/sse-fcgi/spawn.pid)`, `sse-fcgi -l 127.0.0.1:9000`, `make uninstall`.
+    Skipped, saying why, where an installation of sse-fcgi already exists."""
+    import fcntl
+    lock = open(SYSTEM_LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)   # one system-wide install test at a time on this machine
+    try:
+        _documented_install(env)
+    finally:
+        lock.close()
+
+
+def _documented_install(env):
+    taken = [p for p in SYSTEM_PATHS if os.path.exists(p)]
+    if taken:
+        raise harness.TestSkip("sse-fcgi is installed on this machine (%s): not overwriting it" % ", ".join(taken))
+    e = _typed_env()
+    sudo = shutil.which("sudo") is not None
+
+    def sh(cmd, timeout=180):
+        if cmd.startswith("sudo ") and not sudo:
+            env.note("no sudo here (we are root): ran %r without it" % cmd)
+            cmd = cmd[5:]
+        p = subprocess.run(["sh", "-c", cmd], cwd=REPO, env=e, capture_output=True, timeout=timeout * SLOW)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        check(p.returncode == 0, lambda: "`%s`: exit %d:\n%s" % (cmd, p.returncode, out[-2000:]))
+        return out
+
+    install = [l.split("#")[0].strip() for l in _readme_block_after("## Installing")[:2]]
+    eq(install, ["make", "sudo make install"], "the README's install commands")
+    spawn_lines = [l.strip() for l in _readme_block_after("### spawn-fcgi way") if l.strip()][:2]
+    check(spawn_lines[0].startswith("install -d ") and spawn_lines[1].startswith("spawn-fcgi "),
+          "the README's spawn-fcgi way starts with install -d and spawn-fcgi: %r" % spawn_lines)
+    with open(MAN_PAGE) as f:
+        man = f.read().replace("\\-", "-")
+    man_check = "sse-fcgi -t -c /etc/sse-fcgi/sse-fcgi.conf"
+    man_standalone = "sse-fcgi -l 127.0.0.1:9000"
+    for line in (man_check, man_standalone):
+        check("\n%s\n" % line in man, "the man page's EXAMPLES lack %r" % line)
+
+    pids, standalone = [], None
+    try:
+        for cmd in install:
+            sh(cmd)
+        for p in ("/usr/local/sbin/sse-fcgi", "/etc/sse-fcgi/sse-fcgi.conf"):
+            check(os.path.exists(p), "%s missing after `sudo make install`" % p)
+        out = sh(man_check)
+        check("test is successful" in out, "`%s` printed %r" % (man_check, out))
+        for cmd in spawn_lines:
+            sh(cmd)
+        with open("/run/sse-fcgi/spawn.pid") as f:
+            pids = [int(x) for x in f.read().split()]
+        eq(len(pids), 1, "processes started by the README's spawn-fcgi line")
+        env.sock = "/run/sse-fcgi/sse-fcgi.sock"   # the shipped socket: nginx needs no change there
+        env.start_nginx(shipped_socket=True)
+        s = env.open_stream("doctor-123")
+        reply = env.publish("doctor-123", '{"status":"ready"}')
+        eq(reply.get("delivered"), 1, "delivered by the installed sse-fcgi")
+        env.loop.wait(lambda: s.sse.events, 5, "the event through the installed sse-fcgi")
+        eq(s.sse.events[0].data, '{"status":"ready"}', "event data")
+        sh("kill -TERM $(cat /run/sse-fcgi/spawn.pid)")
+        for pid in pids:
+            check(harness.wait_pid_exit(pid, 15 * SLOW) is not None, "sse-fcgi pid %d still running after the documented kill -TERM" % pid)
+        env.loop.wait(lambda: s.complete, 10, "the stream to end after kill -TERM")
+        check(s.clean_end and s.sse.retries, "the stream did not end with a retry: and a clean end: %s" % s.diag())
+
+        # The man page's quick try: FastCGI on TCP 9000 (when 9000 is free here).
+        probe = socket.socket()
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", 9000))
+            free9000 = True
+        except OSError:
+            free9000 = False
+        finally:
+            probe.close()
+        if not free9000:
+            env.note("NOTE: 127.0.0.1:9000 is taken here: `%s` not run" % man_standalone)
+        else:
+            standalone = subprocess.Popen(["sh", "-c", "exec " + man_standalone], cwd=REPO, env=e,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          start_new_session=True)
+            deadline = time.monotonic() + 10 * SLOW
+            while True:
+                c = socket.socket()
+                try:
+                    c.connect(("127.0.0.1", 9000))
+                    break
+                except OSError:
+                    check(standalone.poll() is None, "`%s` exited %s" % (man_standalone, standalone.returncode))
+                    check(time.monotonic() < deadline, "`%s`: nothing listens on 9000 after 10 s" % man_standalone)
+                    env.loop.run_for(0.02)
+                finally:
+                    c.close()
+            standalone.send_signal(signal.SIGTERM)
+            eq(standalone.wait(10 * SLOW), 0, "exit status of `%s` after SIGTERM" % man_standalone)
+            standalone.stderr.close()
+            standalone = None
+
+        sh("sudo make uninstall")
+        for p in ("/usr/local/sbin/sse-fcgi", "/etc/sse-fcgi"):
+            check(not os.path.exists(p), "%s left after `sudo make uninstall`" % p)
+    finally:
+        if standalone is not None:
+            standalone.kill()
+            standalone.wait(5)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["make", "-s", "-C", REPO, "uninstall"], env=e, capture_output=True, timeout=60)
+        shutil.rmtree("/run/sse-fcgi", ignore_errors=True)
+

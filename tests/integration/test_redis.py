@@ -7,12 +7,14 @@ publishing process's streams once and the others at most once."""
 
 import collections
 import random
+import re
 import signal
 import time
 
+import harness
 from harness import check, eq, fail, test
-from redis_helpers import (Relay, RespSub, SilentRedis, broadcast_counts, covered, redis_conf, redis_intervals,
-                           wait_mode, with_world)
+from redis_helpers import (Relay, RespSub, SilentRedis, broadcast_counts, client_list, covered, kill_clients,
+                           origins, redis_conf, redis_intervals, wait_mode, with_world)
 
 
 LOOPS = (None, "select")
@@ -380,6 +382,152 @@ def flapping(env, w):
     check(lost_bad == 0, lambda: "messages lost against the contract: %r" % lost_list[:20])
     eq(order_bad, 0, "messages out of order")
     check(modes["redis"] > 0 and modes["local"] > 0, "both modes seen: %r" % modes)
+
+
+@test("redis_publisher_drop_between_meta_and_payload")
+@with_world
+def publisher_drop_split(env, w):
+    """The exact race of the publisher-kill test, made certain: a relay hands
+    server A's subscriber a meta record alone and holds its payload while A's
+    publisher connection is killed (CLIENT KILL ID, by name); then the payload
+    arrives. Pairing belongs to the subscriber connection, which never dropped:
+    A's own publish and server B's publish each reach A's stream once, named."""
+    rs = w.redis()
+    relay = w.add(Relay(rs.port))
+    base = dict(heartbeat=30)
+    a, b = envs = [env, w.second_env("b")]
+    a.start(dict(base, **redis_conf(relay.port, probe_interval=60, reconnect_min_ms=50,
+                                    reconnect_max_ms=100, publish_timeout_ms=3000)), procs=1)
+    b.start(dict(base, **redis_conf(rs.port)), procs=1)
+    for e in envs:
+        wait_mode(e, "redis", 10)
+    s = a.open_stream("split")
+    pub_name = "sse-fcgi:publisher:%s" % origins(a)[a.pid]
+    for label, publisher in (("own", a), ("peer", b)):
+        relay.split_after_meta()
+        ex = publisher.http("POST", "/publish/split?event=ev-" + label, label.encode(),
+                            {"Content-Type": "text/plain"})
+        env.loop.wait(relay.holding, 5, "the relay to hold the payload after the meta record (%s)" % label)
+        closed = len(re.findall(r"Redis connection closed \(publisher", a.log_text()))
+        eq(kill_clients(rs, pub_name), 1, "publisher connections killed")
+        a.wait_log(r"Redis connection closed \(publisher", count=closed + 1)
+        check(relay.release() > 0, "payload bytes held")
+        env.loop.wait(lambda: ex.complete, 5, "the publish reply (%s)" % label)
+        eq((ex.status, ex.json().get("mode")), (200, "redis"), "publish reply (%s)" % label)
+        wait_mode(a, "redis", 10)
+    eq(a.publish("split", "end", event="end").get("mode"), "redis", "final publish")
+    env.loop.wait(lambda: s.events and s.events[-1].data == "end", 5, "the final event")
+    eq([(x.type, x.data) for x in s.events], [("ev-own", "own"), ("ev-peer", "peer"), ("end", "end")],
+       "events on server A's stream (once each, with their names)")
+
+
+MSG_ID = re.compile(r'^\{"id":"(\d+)\.(\d+)\.(\d+)"')
+
+
+@test("redis_publisher_kill")
+@with_world
+def publisher_kill(env, w):
+    """The publisher connection of one server or the other is cut
+    (CLIENT KILL ID, found by its CLIENT SETNAME name) 30 times while both
+    servers publish large and small named events from three sequential lanes
+    each. The subscribers stay up, so: no stream gets an event twice, every
+    event keeps its name (a payload whose meta record was read just before the
+    publisher dropped must still pair with it), each lane's order holds, the
+    publishing server's streams get all its events, and the other server's
+    all those answered "redis"."""
+    rs = w.redis()
+    conf = dict(redis_conf(rs.port, reconnect_min_ms=20, reconnect_max_ms=100),
+                heartbeat=30, stream_queue_bytes=16 * 1024 * 1024)
+    envs = two_servers_up(env, w, conf, 1)
+    # Operators (and this test) tell the connections apart by name.
+    names = sorted(c.get("name", "") for c in client_list(rs))
+    for e in envs:
+        o = origins(e).get(e.pid)
+        check(o is not None, "origin line in the log of pid %d" % e.pid)
+        for role in ("subscriber", "publisher"):
+            check("sse-fcgi:%s:%s" % (role, o) in names, lambda: "CLIENT LIST names %r lack %s of %s" % (
+                names, role, o))
+    streams = {k: [e.open_stream("pk", keep_raw=False) for _ in range(2)] for k, e in enumerate(envs)}
+    every = streams[0] + streams[1]
+    lanes = [(k, j) for k in (0, 1) for j in range(3)]
+    nxt = {lane: 0 for lane in lanes}
+    inflight = {}
+    replies = {}   # "k.j.i" -> mode
+    rnd = random.Random(9)
+    pad = "x" * 60000
+
+    def start(lane):
+        k, j = lane
+        i = nxt[lane]
+        nxt[lane] += 1
+        mid = "%d.%d.%d" % (k, j, i)
+        size = rnd.choice((10, 200, 20000, 40000, 60000))
+        body = ('{"id":"%s","pad":"%s"}' % (mid, pad[:size])).encode()
+        inflight[lane] = (mid, envs[k].http("POST", "/publish/pk?event=e-" + mid.replace(".", "-"), body,
+                                            {"Content-Type": "application/json"}))
+
+    def collect():
+        for lane, (mid, ex) in list(inflight.items()):
+            if not ex.complete:
+                continue
+            check(ex.status == 200, lambda: "publish %s: %s %r" % (mid, ex.status, bytes(ex.body)[:200]))
+            replies[mid] = ex.json().get("mode")
+            del inflight[lane]
+            if not stopping:
+                start(lane)
+
+    stopping = False
+    for lane in lanes:
+        start(lane)
+    kills, t_next, t0 = 0, time.monotonic(), time.monotonic()
+    while kills < 30:
+        check(time.monotonic() - t0 < 60 * harness.SLOW, "30 kills took over a minute (%d done)" % kills)
+        collect()
+        if time.monotonic() >= t_next:
+            # a rate for the faults, not a synchronisation
+            kills += kill_clients(rs, "sse-fcgi:publisher:%s" % origins(envs[kills % 2])[envs[kills % 2].pid])
+            t_next = time.monotonic() + 0.2
+        env.loop.pump(0.005)
+    stopping = True
+    env.loop.wait(lambda: collect() or not inflight, 10, "the last publish replies")
+    for e in envs:
+        wait_mode(e, "redis", 10)
+    eq(envs[0].publish("pk", "end", event="end").get("mode"), "redis", "final publish")
+    env.loop.wait(lambda: all(s.events and s.events[-1].data == "end" for s in every), 20,
+                  lambda: "the final event on every stream: %s" % harness.diag(every))
+    dups = unnamed = order_bad = 0
+    missing, examples = [], []
+    for k, ss in streams.items():
+        for s in ss:
+            seen = collections.Counter()
+            last = {}
+            for ev in s.events[:-1]:
+                m = MSG_ID.match(ev.data)
+                check(m is not None, lambda: "unexpected event %r" % ev.data[:80])
+                mid = "%s.%s.%s" % m.groups()
+                seen[mid] += 1
+                if seen[mid] > 1:
+                    dups += 1
+                    examples.append("server %d: %s twice (as %r)" % (k, mid, ev.type))
+                if ev.type != "e-" + mid.replace(".", "-"):
+                    unnamed += 1
+                    examples.append("server %d: %s as event %r" % (k, mid, ev.type))
+                lane, i = m.group(1) + "." + m.group(2), int(m.group(3))
+                if i <= last.get(lane, -1):
+                    order_bad += 1
+                last[lane] = i
+            for mid, mode in replies.items():
+                if not seen[mid] and (int(mid.split(".")[0]) == k or mode == "redis"):
+                    missing.append("server %d: %s (answered %s)" % (k, mid, mode))
+    modes = collections.Counter(replies.values())
+    env.note("%d publisher kills, %d publishes (%d redis, %d local), %d duplicates, %d without their name, "
+             "%d out of order, %d missing" % (kills, len(replies), modes["redis"], modes["local"], dups, unnamed,
+                                              order_bad, len(missing)))
+    check(not examples, lambda: "%d duplicates, %d events without their name: %s" % (
+        dups, unnamed, "; ".join(examples[:12])))
+    eq(order_bad, 0, "events out of lane order")
+    check(not missing, lambda: "%d events missing: %s" % (len(missing), "; ".join(missing[:12])))
+    check(modes["local"] > 0, "some publishes fell back while a publisher was down: %r" % modes)
 
 
 @test("redis_wrong_password", loops=LOOPS)

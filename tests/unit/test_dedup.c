@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "dedup.h"
 
@@ -116,7 +117,7 @@ meta_decode_ignores_unknown_keys(void **state)
 /* ---- ledger ---- */
 
 struct rec {
-	char log[64][48];   /* "D<seq>" deliveries, "F<seq>:<how>:<owner>" finishes */
+	char log[256][48];   /* "D<seq>" deliveries, "F<seq>:<how>:<owner>" finishes */
 	int n;
 	size_t streams;     /* what deliver() returns */
 	struct dedup *d;
@@ -126,7 +127,7 @@ struct rec {
 static void
 rec_add(struct rec *r, const char *s)
 {
-	assert_true(r->n < 64);
+	assert_true(r->n < 256);
 	snprintf(r->log[r->n++], sizeof(r->log[0]), "%s", s);
 }
 
@@ -467,6 +468,316 @@ fuzz(void **state)
 	}
 }
 
+
+static void
+seq_rules(void **state)
+{
+	struct rec *r = *state;
+
+	add(r, 5, 100);
+	/* consecutive while not empty: a gap or a repeat is refused */
+	assert_null(dedup_add(r->d, 7, 100, S("res"), NULL, 0, S("x"), NULL, NULL));
+	assert_null(dedup_add(r->d, 5, 100, S("res"), NULL, 0, S("x"), NULL, NULL));
+	add(r, 6, 100);
+	dedup_expire(r->d, 100);
+	EXPECT(r, "D5", "F5:timeout:owner", "D6", "F6:timeout:owner");
+	/* empty: any later seq starts a new run; never an earlier one */
+	assert_null(dedup_add(r->d, 6, 100, S("res"), NULL, 0, S("x"), NULL, NULL));
+	add(r, 1000, 200);
+	assert_int_equal(dedup_echo(r->d, 6), 0);
+	assert_int_equal(dedup_echo(r->d, 1000), 1);
+	assert_int_equal(dedup_count(r->d), 0);
+}
+
+static void
+deadlines_grow_with_seq(void **state)
+{
+	struct rec *r = *state;
+
+	add(r, 1, 500);
+	add(r, 2, 300);   /* earlier than 1's: raised to 500 */
+	add(r, 3, 700);
+	assert_true(dedup_next_deadline(r->d) == 500);
+	dedup_expire(r->d, 499);
+	assert_int_equal(r->n, 0);
+	dedup_expire(r->d, 500);
+	EXPECT(r, "D1", "F1:timeout:owner", "D2", "F2:timeout:owner");
+	assert_true(dedup_next_deadline(r->d) == 700);
+	/* the oldest finishing first or last does not change the next deadline's rule */
+	add(r, 4, 900);
+	dedup_exec(r->d, 4, 0, "x");
+	assert_true(dedup_next_deadline(r->d) == 700);
+	dedup_exec(r->d, 3, 0, "x");
+	assert_true(dedup_next_deadline(r->d) == UINT64_MAX);
+}
+
+/* Entries delivered and finished out of band (EXEC errors) leave the "in order"
+ * cursor behind, and the ring shrinks meanwhile: the next echo still delivers
+ * exactly the older undelivered entries, in order, nothing newer. */
+static void
+order_after_out_of_band_finishes(void **state)
+{
+	struct rec *r = *state;
+	uint64_t seq;
+
+	for (seq = 1; seq <= 64; seq++)
+		add(r, seq, 1000);
+	for (seq = 1; seq <= 60; seq++)
+		dedup_exec(r->d, seq, 0, "x");
+	r->n = 0;
+	for (seq = 65; seq <= 80; seq++)
+		add(r, seq, 1000);
+	assert_int_equal(dedup_echo(r->d, 62), 1);
+	EXPECT(r, "D61", "D62", "F62:redis:owner");
+	dedup_sub_lost(r->d);
+	assert_int_equal(r->n, 3 + 18);
+	for (seq = 63; seq <= 80; seq++) {
+		char want[8];
+
+		snprintf(want, sizeof(want), "D%llu", (unsigned long long)seq);
+		assert_string_equal(r->log[3 + seq - 63], want);
+	}
+	assert_int_equal(dedup_count(r->d), 19);
+}
+
+/* ---- against a model ---- */
+
+#define MODEL_N 400
+
+struct model {
+	struct dedup *d;
+	int delivered[MODEL_N + 1], finished[MODEL_N + 1];
+	int cancelled_at_finish[MODEL_N + 1];
+	uint64_t deadline[MODEL_N + 1];
+	uint64_t owner_of[MODEL_N + 1];   /* 0: none */
+	int cancelled[MODEL_N + 1];
+};
+
+static size_t
+m_deliver(void *arg, const struct dedup_entry *e)
+{
+	struct model *m = arg;
+
+	assert_true(e->seq >= 1 && e->seq <= MODEL_N);
+	m->delivered[e->seq]++;
+	return 1;
+}
+
+static void
+m_finish(void *arg, struct dedup_entry *e, enum dedup_outcome how, const char *err)
+{
+	struct model *m = arg;
+
+	(void)how;
+	(void)err;
+	assert_true(e->delivered);
+	m->finished[e->seq]++;
+	m->cancelled_at_finish[e->seq] = e->cancelled;
+	/* e->owner is NULL exactly when cancelled (or added without one) */
+	if (e->cancelled)
+		assert_null(e->owner);
+}
+
+static const struct dedup_ops model_ops = { m_deliver, m_finish };
+
+/* Random operations on up to MODEL_N entries (the ring and the owner hash grow
+ * and shrink through several sizes): after every step the count and the next
+ * deadline agree with the model, an echo delivered is never ahead of an older
+ * entry, a lost subscription delivers all; at the end each entry was delivered once and
+ * finished once, and finished as cancelled exactly when its owner cancelled. */
+static void
+model_check(void **state)
+{
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	int round;
+
+	(void)state;
+	for (round = 0; round < 60; round++) {
+		static struct model m;
+		uint64_t now = 0, next_seq = 1, t;
+		int i, step;
+
+		memset(&m, 0, sizeof(m));
+		m.d = dedup_new(&model_ops, &m);
+		assert_non_null(m.d);
+		for (step = 0; step < 3000; step++) {
+			unsigned op;
+			uint64_t seq, want, live;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			op = (unsigned)(x % 16);
+			seq = next_seq > 1 ? 1 + (x >> 20) % (next_seq - 1) : 1;
+			if (op < 5 && next_seq <= MODEL_N) {
+				uint64_t owner = (x >> 40) % 4 == 0 ? 0 : 1 + (x >> 42) % 50;
+
+				m.deadline[next_seq] = now + 5 + (x >> 33) % 60;
+				m.owner_of[next_seq] = owner;
+				assert_non_null(dedup_add(m.d, next_seq, m.deadline[next_seq], S("r"),
+				    NULL, 0, S("d"), NULL, owner ? (void *)(uintptr_t)(owner * 16) : NULL));
+				/* the ledger raises a deadline below the previous one while
+				 * that one is still there */
+				if (dedup_count(m.d) > 1 && m.deadline[next_seq] < m.deadline[next_seq - 1])
+					m.deadline[next_seq] = m.deadline[next_seq - 1];
+				next_seq++;
+			} else if (op < 8) {
+				/* delivered from its echo: every older one was delivered first */
+				if (dedup_echo(m.d, seq) == 1)
+					for (t = 1; t < seq; t++)
+						assert_int_equal(m.delivered[t], 1);
+			} else if (op < 10) {
+				dedup_exec(m.d, seq, (x >> 50) & 1, "e");
+			} else if (op < 12) {
+				dedup_expire(m.d, now += (x >> 24) % 9);
+			} else if (op == 12 && (x >> 30) % 6 == 0) {
+				dedup_sub_lost(m.d);
+				for (t = 1; t < next_seq; t++)
+					assert_int_equal(m.delivered[t], 1);
+			} else if (op == 13) {
+				uint64_t owner = 1 + (x >> 42) % 50;
+
+				dedup_cancel(m.d, (void *)(uintptr_t)(owner * 16));
+				for (t = 1; t < next_seq; t++)
+					if (m.owner_of[t] == owner && !m.finished[t])
+						m.cancelled[t] = 1;
+			} else {
+				dedup_echo(m.d, seq);
+			}
+			want = UINT64_MAX;
+			live = 0;
+			for (t = 1; t < next_seq; t++) {
+				assert_true(m.delivered[t] <= 1 && m.finished[t] <= 1);
+				if (m.finished[t])
+					continue;
+				live++;
+				if (m.deadline[t] < want)
+					want = m.deadline[t];
+			}
+			assert_int_equal(dedup_count(m.d), live);
+			assert_true(dedup_next_deadline(m.d) == want);
+		}
+		dedup_expire(m.d, UINT64_MAX);
+		assert_int_equal(dedup_count(m.d), 0);
+		for (i = 1; i < (int)next_seq; i++) {
+			assert_int_equal(m.delivered[i], 1);
+			assert_int_equal(m.finished[i], 1);
+			assert_int_equal(m.cancelled_at_finish[i], m.cancelled[i]);
+		}
+		dedup_free(m.d);
+	}
+}
+
+/* ---- scale ---- */
+
+#define SCALE_N 200000
+
+struct counter {
+	size_t delivered, finished;
+};
+
+static size_t
+c_deliver(void *arg, const struct dedup_entry *e)
+{
+	struct counter *c = arg;
+
+	(void)e;
+	c->delivered++;
+	return 1;
+}
+
+static void
+c_finish(void *arg, struct dedup_entry *e, enum dedup_outcome how, const char *err)
+{
+	struct counter *c = arg;
+
+	(void)e;
+	(void)how;
+	(void)err;
+	c->finished++;
+}
+
+static const struct dedup_ops counter_ops = { c_deliver, c_finish };
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What the hub does while Redis stalls, at 200,000 outstanding publishes: each
+ * publish is added and the deadline timer re-armed (dedup_next_deadline), then
+ * the answers come back one by one, each followed by a re-arm. A ledger that
+ * walks its entries per operation needs ~n^2/2 = 2e10 steps here; this one
+ * must stay within a small constant per entry (counted, not timed). */
+static void
+scales_while_redis_stalls(void **state)
+{
+	struct counter c = { 0, 0 };
+	struct dedup *d = dedup_new(&counter_ops, &c);
+	unsigned long long limit = 16ULL * SCALE_N;
+	uint64_t seq, sum = 0;
+	double t0 = now_s();
+	int phase;
+
+	(void)state;
+	assert_non_null(d);
+	for (phase = 0; phase < 4; phase++) {
+		uint64_t base = (uint64_t)phase * SCALE_N + 1;
+		unsigned long long w0 = dedup_work(d);
+
+		for (seq = base; seq < base + SCALE_N; seq++) {
+			assert_non_null(dedup_add(d, seq, 1000 + seq / 1000, S("res"), S("ev"), S("x"),
+			    NULL, (void *)(uintptr_t)(seq * 16)));
+			sum += dedup_next_deadline(d);
+		}
+		assert_int_equal(dedup_count(d), SCALE_N);
+		switch (phase) {
+		case 0:   /* Redis wakes up: EXEC answers, then echoes, in order */
+			for (seq = base; seq < base + SCALE_N; seq++) {
+				dedup_exec(d, seq, 1, NULL);
+				sum += dedup_next_deadline(d);
+			}
+			for (seq = base; seq < base + SCALE_N; seq++) {
+				assert_int_equal(dedup_echo(d, seq), 1);
+				sum += dedup_next_deadline(d);
+			}
+			break;
+		case 1:   /* only the newest echo comes back: every older one first */
+			assert_int_equal(dedup_echo(d, base + SCALE_N - 1), 1);
+			for (seq = base; seq < base + SCALE_N - 1; seq++) {
+				dedup_exec(d, seq, 1, NULL);
+				sum += dedup_next_deadline(d);
+			}
+			break;
+		case 2:   /* the subscription is lost, publishers go away, the deadline */
+			dedup_sub_lost(d);
+			for (seq = base; seq < base + SCALE_N; seq += 2)
+				dedup_cancel(d, (void *)(uintptr_t)(seq * 16));
+			dedup_expire(d, UINT64_MAX);
+			break;
+		case 3:   /* the publisher is lost: EXEC fails, newest first */
+			for (seq = base + SCALE_N; seq-- > base;) {
+				dedup_exec(d, seq, 0, "connection lost");
+				sum += dedup_next_deadline(d);
+			}
+			break;
+		}
+		assert_int_equal(dedup_count(d), 0);
+		if (dedup_work(d) - w0 > limit)
+			fail_msg("phase %d: %llu steps for %d entries (limit %llu)", phase,
+			    dedup_work(d) - w0, SCALE_N, limit);
+	}
+	assert_int_equal(c.delivered, 4 * SCALE_N);
+	assert_int_equal(c.finished, 4 * SCALE_N);
+	print_message("    4 x %d outstanding entries: %llu steps, %.2f s (checksum %llu)\n",
+	    SCALE_N, dedup_work(d), now_s() - t0, (unsigned long long)(sum & 0xff));
+	dedup_free(d);
+}
+
 int
 main(void)
 {
@@ -491,6 +802,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(unknown_and_bad_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(copies_are_owned, setup, teardown),
 		cmocka_unit_test_setup_teardown(fuzz, setup, teardown),
+		cmocka_unit_test_setup_teardown(seq_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(deadlines_grow_with_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(order_after_out_of_band_finishes, setup, teardown),
+		cmocka_unit_test(model_check),
+		cmocka_unit_test(scales_while_redis_stalls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

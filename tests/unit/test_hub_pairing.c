@@ -1,0 +1,384 @@
+/* Unit tests for src/hub.c's subscriber side: how a meta record pairs with the
+ * payload that follows it, and what the ledger then delivers, across the
+ * events Redis connections go through (publisher lost and back, subscription
+ * lost). The hub runs against a stand-in for src/redis.c defined below: the
+ * static library's redis.o is then never linked, and each test drives the
+ * handler hub.c registered as the real subscriber would, in the orders that
+ * the network can produce. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "dedup.h"
+#include "ev.h"
+#include "hub.h"
+#include "log.h"
+#include "redis.h"
+
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+/* ---- the stand-in for redis.c ---- */
+
+struct redis {
+	const struct redis_handler *h;
+	void *arg;
+	int up;
+	char meta[DEDUP_META_MAX];   /* of the last publish */
+	size_t meta_len;
+	uint64_t token;
+	int publishes, resets;
+};
+
+static struct redis *fake;
+
+struct redis *
+redis_new(struct ev_loop *loop, const struct conf_redis *conf, const char *origin,
+    const struct redis_handler *h, void *arg)
+{
+	(void)loop;
+	(void)conf;
+	(void)origin;
+	fake = calloc(1, sizeof(*fake));
+	if (fake == NULL)
+		return NULL;
+	fake->h = h;
+	fake->arg = arg;
+	return fake;
+}
+
+void
+redis_free(struct redis *r)
+{
+	free(r);
+	fake = NULL;
+}
+
+int
+redis_is_up(const struct redis *r)
+{
+	return r->up;
+}
+
+const char *
+redis_down_reason(const struct redis *r)
+{
+	return r->up ? "" : "test: down";
+}
+
+int
+redis_publish(struct redis *r, const char *resource, size_t resource_len,
+    const char *meta, size_t meta_len, const char *data, size_t len, uint64_t token)
+{
+	(void)resource;
+	(void)resource_len;
+	(void)data;
+	(void)len;
+	if (!r->up) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	assert_true(meta_len <= sizeof(r->meta));
+	memcpy(r->meta, meta, meta_len);
+	r->meta_len = meta_len;
+	r->token = token;
+	r->publishes++;
+	return 0;
+}
+
+void
+redis_reset_publisher(struct redis *r, const char *reason)
+{
+	(void)reason;
+	r->resets++;
+}
+
+unsigned long
+redis_reconnects(const struct redis *r)
+{
+	(void)r;
+	return 0;
+}
+
+unsigned long
+redis_probe_failures(const struct redis *r)
+{
+	(void)r;
+	return 0;
+}
+
+/* ---- the world ---- */
+
+struct world {
+	struct ev_loop *loop;
+	struct conf conf;
+	struct hub *hub;
+	char got[16][64];   /* "<event>|<data>" per delivery ("" event: none) */
+	int ngot;
+	int done;
+	char mode[8];
+	int fallback;
+};
+
+static size_t
+on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
+    size_t event_len, const char *data, size_t len)
+{
+	struct world *w = arg;
+
+	(void)resource;
+	(void)resource_len;
+	assert_true(w->ngot < 16);
+	snprintf(w->got[w->ngot++], sizeof(w->got[0]), "%.*s|%.*s", (int)event_len,
+	    event != NULL ? event : "", (int)len, data);
+	return 1;
+}
+
+static void
+on_done(void *arg, const struct hub_result *res)
+{
+	struct world *w = arg;
+
+	w->done++;
+	snprintf(w->mode, sizeof(w->mode), "%s", res->mode);
+	w->fallback = res->fallback;
+}
+
+static int
+setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return -1;
+	log_set_level(LOG_LEVEL_ERROR);
+	w->loop = ev_loop_new(NULL, 64);
+	conf_init(&w->conf);
+	w->conf.redis.host = strdup("127.0.0.1");
+	w->conf.redis.publish_timeout_ms = 30;
+	w->hub = hub_new(w->loop, &w->conf, on_deliver, w);
+	*state = w;
+	if (w->loop == NULL || w->hub == NULL || fake == NULL)
+		return -1;
+	fake->up = 1;
+	fake->h->on_mode(fake->arg, 1);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct world *w = *state;
+
+	hub_free(w->hub);
+	ev_loop_free(w->loop);
+	conf_release(&w->conf);
+	free(w);
+	return 0;
+}
+
+/* What the subscriber connection hands up. */
+static void
+sub_meta(const char *meta, size_t len)
+{
+	fake->h->on_meta(fake->arg, S("res"), meta, len);
+}
+
+static void
+sub_payload(const char *resource, size_t resource_len, const char *data, size_t len)
+{
+	fake->h->on_message(fake->arg, resource, resource_len, data, len);
+}
+
+/* The publisher connection is lost (hub sees up = 0), then comes back. */
+static void
+publisher_lost(void)
+{
+	fake->up = 0;
+	fake->h->on_mode(fake->arg, 0);
+}
+
+static void
+publisher_back(void)
+{
+	fake->up = 1;
+	fake->h->on_mode(fake->arg, 1);
+}
+
+/* A meta record of another sse-fcgi process. */
+static size_t
+peer_meta(char *buf, uint64_t seq, const char *event, size_t event_len)
+{
+	size_t n = dedup_meta_encode(buf, DEDUP_META_MAX, S("0123456789abcdef"), seq, event,
+	    event_len);
+
+	assert_true(n > 0);
+	return n;
+}
+
+/* Run the loop past the ledger's deadline (publish_timeout_ms = 30). */
+static void
+past_deadline(struct world *w)
+{
+	int i;
+
+	for (i = 0; i < 20; i++)
+		ev_loop_run_once(w->loop, 10);
+}
+
+static void
+expect(struct world *w, const char *const *want, int n)
+{
+	int i, same = w->ngot == n;
+
+	for (i = 0; same && i < n; i++)
+		same = strcmp(w->got[i], want[i]) == 0;
+	if (!same) {
+		for (i = 0; i < w->ngot; i++)
+			print_message("  got %s\n", w->got[i]);
+		fail_msg("%d deliveries, want %d (listed above)", w->ngot, n);
+	}
+}
+
+#define EXPECT(w, ...) do { \
+	static const char *const want_[] = { __VA_ARGS__ }; \
+	expect((w), want_, (int)(sizeof(want_) / sizeof(want_[0]))); \
+} while (0)
+
+static void
+own_echo(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), S("ev"), S("data"), on_done, w), 0);
+	assert_int_equal(fake->publishes, 1);
+	fake->h->on_published(fake->arg, fake->token, 1, "");
+	assert_int_equal(w->ngot, 0);           /* waits for the echo */
+	sub_meta(fake->meta, fake->meta_len);
+	sub_payload(S("res"), S("data"));
+	EXPECT(w, "ev|data");
+	assert_int_equal(w->done, 1);
+	assert_string_equal(w->mode, "redis");
+	past_deadline(w);
+	EXPECT(w, "ev|data");
+}
+
+/* Issue 9, defect 3: EXEC answered, the meta record read, then the publisher
+ * drops before the payload is read. The payload is still our echo. */
+static void
+publisher_lost_between_meta_and_payload(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), S("ev"), S("data"), on_done, w), 0);
+	fake->h->on_published(fake->arg, fake->token, 1, "");
+	sub_meta(fake->meta, fake->meta_len);
+	publisher_lost();
+	sub_payload(S("res"), S("data"));
+	EXPECT(w, "ev|data");
+	assert_string_equal(w->mode, "redis");
+	publisher_back();
+	past_deadline(w);
+	EXPECT(w, "ev|data");
+	assert_int_equal(w->done, 1);
+	assert_int_equal(fake->resets, 0);
+}
+
+/* The same with EXEC unanswered: the lost publisher fails it, so it is
+ * delivered locally at once, and the payload that follows is its late copy. */
+static void
+publisher_lost_before_exec_answer(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), S("ev"), S("data"), on_done, w), 0);
+	sub_meta(fake->meta, fake->meta_len);
+	publisher_lost();
+	fake->h->on_published(fake->arg, fake->token, 0, "connection lost");
+	EXPECT(w, "ev|data");
+	assert_string_equal(w->mode, "local");
+	assert_int_equal(w->fallback, 1);
+	publisher_back();
+	sub_payload(S("res"), S("data"));
+	past_deadline(w);
+	EXPECT(w, "ev|data");
+}
+
+/* Another process's publish keeps its name across our publisher's reconnect. */
+static void
+peer_keeps_name_across_publisher_reconnect(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX];
+	size_t n = peer_meta(meta, 7, S("queue_update"));
+
+	sub_meta(meta, n);
+	publisher_lost();
+	publisher_back();
+	sub_payload(S("res"), S("{\"a\":1}"));
+	EXPECT(w, "queue_update|{\"a\":1}");
+}
+
+/* The subscription is what a meta record belongs to: once it is lost, a
+ * payload can only come from a new subscription, and pairs with nothing. */
+static void
+sub_lost_ends_pairing(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX];
+	size_t n = peer_meta(meta, 7, S("queue_update"));
+
+	sub_meta(meta, n);
+	fake->h->on_sub_lost(fake->arg);
+	fake->up = 0;
+	fake->h->on_mode(fake->arg, 0);
+	fake->up = 1;
+	fake->h->on_mode(fake->arg, 1);
+	sub_payload(S("res"), S("raw"));
+	EXPECT(w, "|raw");
+}
+
+/* A meta record pairs only with the next payload, and only on its resource. */
+static void
+pairs_with_next_payload_only(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX];
+	size_t n = peer_meta(meta, 1, S("ev"));
+
+	sub_meta(meta, n);
+	sub_payload(S("other"), S("x"));      /* another resource: foreign, meta used up */
+	sub_payload(S("res"), S("y"));
+	sub_meta(meta, n);
+	sub_payload(S("res"), S("z"));        /* paired */
+	sub_payload(S("res"), S("w"));        /* the next one is foreign again */
+	n = peer_meta(meta, 2, NULL, 0);
+	sub_meta(meta, n);
+	sub_payload(S("res"), S("v"));        /* a meta record without a name */
+	sub_meta(S("garbage"));
+	sub_payload(S("res"), S("u"));        /* an undecodable record pairs with nothing */
+	EXPECT(w, "|x", "|y", "ev|z", "|w", "|v", "|u");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(own_echo, setup, teardown),
+		cmocka_unit_test_setup_teardown(publisher_lost_between_meta_and_payload, setup, teardown),
+		cmocka_unit_test_setup_teardown(publisher_lost_before_exec_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(peer_keeps_name_across_publisher_reconnect, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(sub_lost_ends_pairing, setup, teardown),
+		cmocka_unit_test_setup_teardown(pairs_with_next_payload_only, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
