@@ -1,4 +1,5 @@
-# sse-fcgi — plain Makefile, pkg-config for the four libraries.
+# sse-fcgi — plain Makefile, pkg-config for the libraries (libfcgi, hiredis, libconfuse,
+# libcrypto, jansson).
 #
 #   make                 build ./sse-fcgi
 #   make SANITIZE=1      build build/san/sse-fcgi with AddressSanitizer + UBSan
@@ -20,7 +21,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 
 CC      ?= cc
-PKGS    := fcgi hiredis libconfuse
+PKGS    := fcgi hiredis libconfuse libcrypto jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -62,7 +63,7 @@ FUZZ_LIB     := $(FUZZ_O)/libssefcgi.a
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_O)/%)
 
-.PHONY: all unit test check integration deps install uninstall clean bench run valgrind \
+.PHONY: all unit test check integration deps install uninstall clean bench soak run valgrind \
         fuzz fuzz-build fuzz-smoke
 all: $(BIN)
 
@@ -79,7 +80,10 @@ $(O)/%.o: %.c
 
 $(O)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# test_server injects failures into the loop calls that server, conn and out make.
+$(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set
 
 $(FUZZ_LIB): $(CORE_SRC:%.c=$(FUZZ_O)/%.o)
 	@rm -f $@
@@ -121,7 +125,8 @@ unit: $(TEST_BIN)
 
 # valgrind over every unit test binary, then integration runs with the backend itself
 # under valgrind (spawn-fcgi starts `valgrind sse-fcgi`; any report fails the test).
-VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart
+VALGRIND_TESTS := delivery framing bad_requests slow_consumer sigterm heartbeat_half_request redis_restart \
+                  jwt_bad_tokens jwt_rotation jwt_public_keys
 valgrind: $(TEST_BIN) $(BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== valgrind $$t"; \
 	    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t >/dev/null; done
@@ -164,6 +169,13 @@ bench: $(BENCH_LOAD)
 	@sh bench/deps.sh
 	$(MAKE) $(BIN)
 	SSE_FCGI_BIN=$(abspath $(BIN)) SSE_LOAD_BIN=$(abspath $(BENCH_LOAD)) /usr/bin/python3 bench/run.py
+
+# Soak with faults (not part of `make test`): bench/README.md. SOAK_MINUTES (60),
+# SOAK_STREAMS (10000), SOAK_RATE (200) and more; results land in bench/results/.
+soak:
+	@sh tests/deps.sh soak
+	$(MAKE) $(BIN)
+	SSE_FCGI_BIN=$(abspath $(BIN)) /usr/bin/python3 bench/soak.py
 
 install: $(BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(sysconfdir)/sse-fcgi $(DESTDIR)$(MAN8DIR) \

@@ -2,6 +2,7 @@
 # The demo: nginx + sse-fcgi on 127.0.0.1, in the foreground, until Ctrl-C.
 #
 #   sh examples/run-demo.sh            (or `make run`)
+#   sh examples/run-demo.sh --tokens   streams need signed tokens (JWT)
 #
 # On a fresh Debian machine it first installs what is missing (tests/deps.sh,
 # with sudo when not root) and builds ./sse-fcgi. Then it runs the shipped
@@ -14,6 +15,13 @@
 # reconnect), it starts it again after 3 s. Ctrl-C (SIGINT) or SIGTERM stops
 # sse-fcgi (streams get a jittered retry: and a clean end), then nginx, by pid,
 # and removes the directory.
+#
+# --tokens turns on sse-fcgi's access control (jwt { subscribe = true } with a
+# random secret): the demo plays the application and mints, with `sse-fcgi
+# token`, a token for one patient (doctor-123 and appointment-42) that the
+# page fetches from /demo-token and keeps in the sse_token cookie; the page for
+# other resources is refused (403). Publishing then needs a token too: the
+# printed curl lines carry one.
 #
 # Environment:
 #   PORT=8080       nginx listens on 127.0.0.1:$PORT
@@ -34,6 +42,15 @@ PROCS=${PROCS:-1}
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'run-demo: %s\n' "$*" >&2; exit 1; }
+
+TOKENS=0
+for arg in "$@"; do
+	case $arg in
+	--tokens) TOKENS=1 ;;
+	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument: $arg (try --tokens or --help)" ;;
+	esac
+done
 
 case $PORT in ''|*[!0-9]*) die "PORT=$PORT is not a port number" ;; esac
 if [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then die "PORT=$PORT is not a port number"; fi
@@ -144,10 +161,37 @@ cat > "$CONF" <<EOF
 log_file = "$D/sse/sse-fcgi.log"
 EOF
 chmod 0644 "$CONF"
+if [ "$TOKENS" = 1 ]; then
+	# A random HS256 secret for this run only: 36 random bytes, 48 characters.
+	SECRET=$(head -c 36 /dev/urandom | base64 | tr -d '\n')
+	cat >> "$CONF" <<EOF
+
+# --tokens: every stream needs a token granting its resource.
+jwt {
+    subscribe = true
+    secret = "$SECRET"
+}
+EOF
+	chmod 0640 "$CONF"       # the secret: readable by the backend only
+fi
 if [ "$(id -u)" -eq 0 ]; then
 	chown www-data:www-data "$D/sse"    # the backend runs as www-data
+	chgrp www-data "$CONF"
 fi
 "$BIN" -t -c "$CONF" || die "sse-fcgi -t rejected $CONF"
+
+# The demo's "application": it knows one patient, who may watch doctor-123 and
+# appointment-42, and hands the page a token for them at /demo-token (a real
+# site mints it per user with its own JWT library and sets the cookie from its
+# server, HttpOnly). A day is longer than any demo runs.
+if [ "$TOKENS" = 1 ]; then
+	"$BIN" token -c "$CONF" --subscribe doctor-123 appointment-42 --ttl 86400 --sub demo-patient \
+		> "$D/www/demo-token" || die "sse-fcgi token failed"
+	chmod 0644 "$D/www/demo-token"
+	PUBLISH_TOKEN=$("$BIN" token -c "$CONF" --publish '*' --ttl 86400 --sub demo-app) ||
+		die "sse-fcgi token failed"
+	STREAM_TOKEN=$(cat "$D/www/demo-token")
+fi
 
 # The first `spawn-fcgi ` line of examples/nginx/spawn-fcgi.sh, with -s, -P,
 # -F, the program and its -c replaced (as in the tests). As root the socket is
@@ -241,6 +285,7 @@ if [ -n "${REDIS_HOST:-}" ]; then
 else
 	mode="single-server mode, 1 process; several processes need Redis: REDIS_HOST=127.0.0.1 PROCS=4 make run"
 fi
+if [ "$TOKENS" = 0 ]; then
 cat <<EOF
 
 sse-fcgi demo is running ($mode).
@@ -262,6 +307,32 @@ nginx pid $NGINX_PID, sse-fcgi pid(s) $BACKEND_PIDS
 
 Press Ctrl-C to stop.
 EOF
+else
+cat <<EOF
+
+sse-fcgi demo is running ($mode), streams need signed tokens.
+
+Open in a browser:
+  $URL/
+      the queue board of doctor-123 and the status page of appointment-42: the page
+      fetches its token from /demo-token (minted by sse-fcgi token for these two)
+      and sends it in the sse_token cookie
+  $URL/?doctor=doctor-7&appointment=appointment-9
+      another patient's resources: refused (403), the page says so
+
+Publish from this machine (nginx answers /publish/ on 127.0.0.1 only; publishing needs a token too):
+  curl -sS -X POST '$URL/publish/doctor-123?event=queue_update' -H 'Authorization: Bearer $PUBLISH_TOKEN' -H 'Content-Type: application/json' -d '{"type":"queue_update","nowServing":"A-17","waiting":4,"estimatedWait":12}'
+  curl -sS -X POST '$URL/publish/appointment-42?event=status_change' -H 'Authorization: Bearer $PUBLISH_TOKEN' -H 'Content-Type: application/json' -d '{"type":"status_change","status":"IN_CONSULTATION"}'
+
+Watch a raw stream:       curl -N -b 'sse_token=$STREAM_TOKEN' $URL/sse/doctor-123
+Without a token:          curl -i $URL/sse/doctor-123
+Counters of the process:  curl $URL/stats
+Logs: $D/log/ (nginx), $D/sse/sse-fcgi.log
+nginx pid $NGINX_PID, sse-fcgi pid(s) $BACKEND_PIDS
+
+Press Ctrl-C to stop.
+EOF
+fi
 
 # --- foreground until Ctrl-C ---------------------------------------------------
 # spawn-fcgi never restarts a child; the demo does, after a pause, so that you

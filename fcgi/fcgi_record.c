@@ -9,13 +9,6 @@ fcgi_head_scan_init(struct fcgi_head_scan *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static void
-cut(uint8_t *buf, size_t *len, size_t at, size_t n)
-{
-	memmove(buf + at, buf + at + n, *len - at - n);
-	*len -= n;
-}
-
 /*
  * The PARAMS stream as libfcgi reads it: the contents of the PARAMS records of one
  * request id, concatenated, record boundaries meaning nothing.
@@ -124,25 +117,37 @@ params_check(const uint8_t *buf, size_t end, uint16_t id)
 /*
  * Records are only acted on once complete (header + content + padding), so a request
  * trickling in one byte at a time is simply re-walked from s->off on the next call.
+ *
+ * Records that are not handed on are cut out in one compacting pass: r walks the
+ * records, w is the end of what is kept, each kept byte moves at most once and the
+ * unwalked rest moves once at the end. A peer sending a flood of tiny management records
+ * therefore costs time linear in its bytes (cutting each record out by moving the rest
+ * of the buffer would cost their square).
  */
 int
 fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_stdin)
 {
-	while (*len - s->off >= FCGI_REC_HEADER_LEN) {
-		uint8_t *h = buf + s->off;
+	size_t r = s->off, w = s->off;
+	int rc = -2;
+
+	while (rc == -2 && *len - r >= FCGI_REC_HEADER_LEN) {
+		const uint8_t *h = buf + r;
 		unsigned type = h[1];
 		uint16_t id = (uint16_t)(h[2] << 8 | h[3]);
 		size_t clen = (size_t)h[4] << 8 | h[5];
 		size_t plen = h[6];
-		size_t total = FCGI_REC_HEADER_LEN + clen + plen;
+		size_t total = FCGI_REC_HEADER_LEN + clen + plen, keep = total;
 
-		if (h[0] != 1)
-			return -1;
-		if (*len - s->off < total)
-			return -2;
+		if (h[0] != 1) {
+			rc = -1;
+			break;
+		}
+		if (*len - r < total)
+			break;
 		if (id == 0 || (s->have_begin && id != s->id && type != FCGI_REC_BEGIN_REQUEST)) {
 			/* management record or a stray id: not ours to hand on */
-			cut(buf, len, s->off, total);
+			s->skipped += total;
+			r += total;
 			continue;
 		}
 		switch (type) {
@@ -152,55 +157,74 @@ fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_s
 			 * reader for PARAMS first) and would read the padding as the next
 			 * header: padding here is refused. */
 			if (s->have_begin || clen != 8 || plen != 0 || h[8] != 0 ||
-			    h[9] != FCGI_REC_ROLE_RESPONDER)
-				return -1;
+			    h[9] != FCGI_REC_ROLE_RESPONDER) {
+				rc = -1;
+				break;
+			}
 			s->have_begin = 1;
 			s->id = id;
 			break;
 		case FCGI_REC_ABORT_REQUEST:
 			s->aborted = 1;
-			return -1;
+			rc = -1;
+			break;
 		case FCGI_REC_PARAMS:
-			if (!s->have_begin || s->params_done)
-				return -1;
-			if (clen == 0) {
-				/* every PARAMS record of the request is in buf[0 .. off) now.
-				 * libfcgi resets its reader for STDIN before it would skip this
-				 * record's padding, and reads the padding as a header: refused */
-				if (plen != 0 || params_check(buf, s->off, s->id) != 0)
-					return -1;
-				s->params_done = 1;
+			if (!s->have_begin || s->params_done) {
+				rc = -1;
+			} else if (clen == 0) {
+				/* every PARAMS record of the request is kept in buf[0 .. w)
+				 * now. libfcgi resets its reader for STDIN before it would
+				 * skip this record's padding, and reads the padding as a
+				 * header: refused */
+				if (plen != 0 || params_check(buf, w, s->id) != 0)
+					rc = -1;
+				else
+					s->params_done = 1;
 			}
 			break;
 		case FCGI_REC_STDIN:
-			if (!s->params_done || s->stdin_done)
-				return -1;
-			if (clen == 0) {
-				s->stdin_done = 1;
-				s->off += total;
+			if (!s->params_done || s->stdin_done) {
+				rc = -1;
+			} else if (clen == 0) {
 				/* anything after the request (there should be nothing) is left
 				 * for the stream reader */
-				return 0;
-			}
-			s->stdin_bytes += clen;
-			if (s->stdin_bytes > max_stdin) {
-				/* keep the header with no content, so buffered size stays bounded */
-				s->stdin_dropped = 1;
-				cut(buf, len, s->off + FCGI_REC_HEADER_LEN, clen + plen);
-				h[4] = h[5] = h[6] = 0;
-				total = FCGI_REC_HEADER_LEN;
+				s->stdin_done = 1;
+				rc = 0;
+			} else {
+				s->stdin_bytes += clen;
+				/* past the limit keep the header with no content, so that what
+				 * is buffered stays bounded and libfcgi still sees the records */
+				if (s->stdin_bytes > max_stdin) {
+					s->stdin_dropped = 1;
+					keep = FCGI_REC_HEADER_LEN;
+				}
 			}
 			break;
 		default:
-			if (!s->have_begin)
-				return -1;
+			if (!s->have_begin) {
+				rc = -1;
+				break;
+			}
 			/* DATA and friends belong to roles we do not play: drop */
-			cut(buf, len, s->off, total);
+			s->skipped += total;
+			r += total;
 			continue;
 		}
-		s->off += total;
+		if (rc == -1)
+			break;
+		if (w != r)
+			memmove(buf + w, buf + r, keep);
+		if (keep != total)
+			buf[w + 4] = buf[w + 5] = buf[w + 6] = 0;
+		w += keep;
+		r += total;
 	}
-	return -2;
+	if (w != r) {
+		memmove(buf + w, buf + r, *len - r);
+		*len -= r - w;
+	}
+	s->off = w;
+	return rc;
 }
 
 int

@@ -38,6 +38,7 @@ enum fcgi_rec_type {
 struct fcgi_head_scan {
 	size_t off;          /* bytes of buf already walked */
 	size_t stdin_bytes;  /* STDIN content seen, dropped or not */
+	size_t skipped;      /* bytes of records cut out that are not the request's */
 	uint16_t id;         /* request id from BEGIN_REQUEST */
 	uint8_t have_begin;
 	uint8_t params_done;
@@ -49,8 +50,10 @@ struct fcgi_head_scan {
 void fcgi_head_scan_init(struct fcgi_head_scan *s);
 
 /*
- * Walks buf[s->off .. *len). Management records (request id 0) and records for other
- * request ids are cut out of buf. Once STDIN content passes max_stdin, the contents of
+ * Walks buf[s->off .. *len). Management records (request id 0), records for other
+ * request ids and of types no responder reads are cut out of buf, in one pass per call
+ * (time linear in the bytes walked), and counted in s->skipped: they are bytes the peer
+ * sent, so the caller counts them toward its request size limit. Once STDIN content passes max_stdin, the contents of
  * later STDIN records are cut out too (their headers stay, with length 0, so the request
  * stays well formed for libfcgi) and stdin_dropped is set: the caller answers 413 after
  * the body has been drained, never buffering more than max_stdin of it.

@@ -30,6 +30,8 @@ fcgi_request_release(struct fcgi_request *req)
 	free(req->uri);
 	free(req->authorization);
 	free(req->accept);
+	free(req->cookie);
+	free(req->last_event_id);
 	free(req->body);
 	memset(req, 0, sizeof(*req));
 }
@@ -82,8 +84,10 @@ fcgi_request_parse(struct fcgi_request *req, const uint8_t *raw, size_t len)
 	req->uri = param_dup("REQUEST_URI", r.envp);
 	req->authorization = param_dup("HTTP_AUTHORIZATION", r.envp);
 	req->accept = param_dup("HTTP_ACCEPT", r.envp);
+	req->cookie = param_dup("HTTP_COOKIE", r.envp);
+	req->last_event_id = param_dup("HTTP_LAST_EVENT_ID", r.envp);
 	if (req->method == NULL || req->uri == NULL || req->authorization == NULL ||
-	    req->accept == NULL)
+	    req->accept == NULL || req->cookie == NULL || req->last_event_id == NULL)
 		goto fail;
 
 	/* STDIN is at most what the scanner let through, and all in the file: read it whole */

@@ -19,6 +19,8 @@ struct fcgi_request {
 	char *uri;            /* raw REQUEST_URI */
 	char *authorization;  /* HTTP_AUTHORIZATION */
 	char *accept;         /* HTTP_ACCEPT */
+	char *cookie;         /* HTTP_COOKIE (carries the stream token, access.h) */
+	char *last_event_id;  /* HTTP_LAST_EVENT_ID: what EventSource sends on reconnect */
 	char *body;           /* STDIN, NULL when empty; body_len bytes (+ a NUL) */
 	size_t body_len;
 };

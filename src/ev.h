@@ -35,8 +35,8 @@
  * Not thread-safe; one loop per thread. A callback must not free the loop or
  * call ev_loop_run_once()/ev_loop_run() on the loop that is dispatching it.
  */
-#ifndef SSE_FCGI_EV_H
-#define SSE_FCGI_EV_H
+#ifndef SSE_EV_H
+#define SSE_EV_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -5,8 +5,8 @@
  * The core owns the fd table, the fired batch and the timers; a backend only
  * mirrors interest into the kernel and fills loop->fired from one poll.
  */
-#ifndef SSE_FCGI_EV_IMPL_H
-#define SSE_FCGI_EV_IMPL_H
+#ifndef SSE_EV_IMPL_H
+#define SSE_EV_IMPL_H
 
 #include <stdint.h>
 

@@ -43,6 +43,7 @@
 #include "conf.h"
 #include "dedup.h"
 #include "ev.h"
+#include "eventid.h"
 #include "log.h"
 #include "redis.h"
 
@@ -70,16 +71,53 @@ struct hub {
 	char meta_event[DEDUP_EVENT_MAX];
 	size_t meta_event_len;
 	int meta_has_event;
+	char meta_id[EVENTID_MAX + 1];   /* the meta record's " i=" id, "" when none */
+	size_t meta_id_len;
+	/* The id of the own echo being delivered through the ledger, NULL otherwise. */
+	const char *echo_id;
+	size_t echo_id_len;
+	int sub_was_lost;             /* since the last resync */
+	void (*on_resync)(void *arg);
+	void *resync_arg;
 	char reason[320];             /* JSON-safe reason of the answer being given */
 };
+
+static size_t
+deliver_id(struct hub *hub, const char *resource, size_t resource_len,
+    const char *event, size_t event_len, const char *data, size_t len,
+    const char *id, size_t id_len)
+{
+	if (hub->freeing)
+		return 0;
+	return hub->on_deliver(hub->arg, resource, resource_len, event, event_len, data, len,
+	    id, id_len);
+}
 
 static size_t
 deliver_now(struct hub *hub, const char *resource, size_t resource_len,
     const char *event, size_t event_len, const char *data, size_t len)
 {
-	if (hub->freeing)
-		return 0;
-	return hub->on_deliver(hub->arg, resource, resource_len, event, event_len, data, len);
+	return deliver_id(hub, resource, resource_len, event, event_len, data, len, NULL, 0);
+}
+
+/* The value of the meta record's "i=" token (added by the publish script), if any:
+ * dedup_meta_decode() skips keys it does not know. */
+static size_t
+meta_find_id(const char *meta, size_t len, const char **id)
+{
+	const char *p = meta, *end = meta + len;
+
+	while (p < end) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		const char *tend = sp != NULL ? sp : end;
+
+		if (tend - p > 2 && p[0] == 'i' && p[1] == '=') {
+			*id = p + 2;
+			return (size_t)(tend - p - 2);
+		}
+		p = tend + 1;
+	}
+	return 0;
 }
 
 /* The server writes reason into JSON as it is: keep it to printable ASCII
@@ -136,8 +174,10 @@ ledger_deliver(void *arg, const struct dedup_entry *e)
 {
 	struct hub *hub = arg;
 
-	return deliver_now(hub, e->resource, e->resource_len, e->event, e->event_len,
-	    e->data, e->len);
+	/* Only an echo carries the id Redis gave it; the other paths deliver without one
+	 * (the browser's last id then stays where it was). */
+	return deliver_id(hub, e->resource, e->resource_len, e->event, e->event_len,
+	    e->data, e->len, hub->echo_id, hub->echo_id_len);
 }
 
 static void
@@ -190,8 +230,13 @@ static const struct dedup_ops ledger_ops = { ledger_deliver, ledger_finish };
 static void
 on_mode(void *arg, int up)
 {
-	(void)arg;
-	(void)up;
+	struct hub *hub = arg;
+
+	/* Back after the subscription was lost: open streams may have missed events. */
+	if (up && hub->sub_was_lost && hub->on_resync != NULL && !hub->freeing) {
+		hub->sub_was_lost = 0;
+		hub->on_resync(hub->resync_arg);
+	}
 }
 
 static void
@@ -200,6 +245,7 @@ on_sub_lost(void *arg)
 	struct hub *hub = arg;
 
 	hub->meta_valid = 0;
+	hub->sub_was_lost = 1;
 	dedup_sub_lost(hub->ledger);
 	arm_deadline(hub);
 }
@@ -223,6 +269,18 @@ on_meta(void *arg, const char *resource, size_t resource_len, const char *meta, 
 		memcpy(hub->meta_event, m.event, m.event_len);
 		hub->meta_event_len = m.event_len;
 	}
+	{
+		const char *id = NULL;
+		size_t n = meta_find_id(meta, meta_len, &id);
+		struct eventid parsed;
+
+		hub->meta_id_len = 0;
+		if (n > 0 && eventid_parse(&parsed, id, n) == 0) {
+			memcpy(hub->meta_id, id, n);
+			hub->meta_id_len = n;
+		}
+		hub->meta_id[hub->meta_id_len] = '\0';
+	}
 	hub->meta_valid = 1;
 }
 
@@ -237,13 +295,18 @@ on_message(void *arg, const char *resource, size_t resource_len, const char *dat
 	if (paired && hub->meta_own) {
 		/* Our own publish: the ledger decides (deliver now, or drop a copy
 		 * that was already delivered or answered). */
+		hub->echo_id = hub->meta_id_len > 0 ? hub->meta_id : NULL;
+		hub->echo_id_len = hub->meta_id_len;
 		dedup_echo(hub->ledger, hub->meta_seq);
+		hub->echo_id = NULL;
+		hub->echo_id_len = 0;
 		arm_deadline(hub);
 		return;
 	}
-	if (paired && hub->meta_has_event)
-		deliver_now(hub, resource, resource_len, hub->meta_event, hub->meta_event_len,
-		    data, len);
+	if (paired)
+		deliver_id(hub, resource, resource_len, hub->meta_has_event ? hub->meta_event : NULL,
+		    hub->meta_has_event ? hub->meta_event_len : 0, data, len,
+		    hub->meta_id_len > 0 ? hub->meta_id : NULL, hub->meta_id_len);
 	else
 		deliver_now(hub, resource, resource_len, NULL, 0, data, len);
 }
@@ -378,7 +441,11 @@ hub_publish(struct hub *hub, const char *resource, size_t resource_len,
 	}
 	hub->seq = seq;
 	/* In the ledger before the commands are written: see dedup.c, deliver(). */
-	if (redis_publish(hub->redis, resource, resource_len, meta, meta_len, data, len, seq) == -1)
+	if ((hub->conf->history_size > 0 ?
+	    redis_publish_history(hub->redis, resource, resource_len, meta, meta_len, event,
+	    event != NULL ? event_len : 0, data, len, (unsigned)hub->conf->history_size,
+	    (unsigned)hub->conf->history_ttl, seq) :
+	    redis_publish(hub->redis, resource, resource_len, meta, meta_len, data, len, seq)) == -1)
 		dedup_exec(hub->ledger, seq, 0, errno == ENOTCONN ? "not connected to Redis" :
 		    "out of memory queueing the publish");
 	arm_deadline(hub);
@@ -390,6 +457,42 @@ hub_cancel(struct hub *hub, void *arg)
 {
 	if (hub->ledger != NULL)
 		dedup_cancel(hub->ledger, arg);
+}
+
+int
+hub_history_is_on(const struct hub *hub)
+{
+	return hub->redis != NULL && hub->conf->history_size > 0;
+}
+
+int
+hub_history_read(struct hub *hub, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
+    hub_history_fn *fn, void *arg, uint64_t token)
+{
+	if (hub->redis == NULL || !redis_is_up(hub->redis)) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	return redis_history_read(hub->redis, resource, resource_len, epoch, epoch_len, after,
+	    count, fn, arg, token);
+}
+
+int
+hub_meta_is_own(const struct hub *hub, const char *meta, size_t meta_len)
+{
+	struct dedup_meta m;
+
+	return hub->redis != NULL && meta != NULL &&
+	    dedup_meta_decode(meta, meta_len, &m) == 0 && m.origin_len == ORIGIN_LEN &&
+	    memcmp(m.origin, hub->origin, ORIGIN_LEN) == 0;
+}
+
+void
+hub_on_resync(struct hub *hub, void (*fn)(void *arg), void *arg)
+{
+	hub->on_resync = fn;
+	hub->resync_arg = arg;
 }
 
 const char *

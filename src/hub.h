@@ -17,15 +17,18 @@
 #define SSE_HUB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct ev_loop;
 struct conf;
 struct hub;
 
 /* A message for this process's streams; returns how many streams it was queued on. All
- * pointers are borrowed for the duration of the call. event may be NULL. */
+ * pointers are borrowed for the duration of the call. event may be NULL. id (id_len
+ * bytes) is the event id Redis assigned (multi-server mode with history), else NULL. */
 typedef size_t hub_deliver_fn(void *arg, const char *resource, size_t resource_len,
-    const char *event, size_t event_len, const char *data, size_t len);
+    const char *event, size_t event_len, const char *data, size_t len,
+    const char *id, size_t id_len);
 
 struct hub_result {
 	const char *mode;     /* "redis" or "local" */
@@ -49,6 +52,24 @@ int hub_publish(struct hub *hub, const char *resource, size_t resource_len,
 /* Forgets every pending publish whose done argument is arg: done will not be called for
  * them (the publisher went away). The publish itself still completes. */
 void hub_cancel(struct hub *hub, void *arg);
+
+/* 1 when Redis keeps the history (Redis configured and history_size > 0). */
+int hub_history_is_on(const struct hub *hub);
+
+struct redis_history;
+/* Called once per accepted hub_history_read(): h NULL when the read failed. */
+typedef void hub_history_fn(void *arg, uint64_t token, const struct redis_history *h);
+/* Reads the history of resource after position `after` of epoch (redis.h,
+ * redis_history_read). 0, or -1 (ENOTCONN: not in multi-server mode; ENOMEM). */
+int hub_history_read(struct hub *hub, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
+    hub_history_fn *fn, void *arg, uint64_t token);
+/* 1 when meta (a meta record, e.g. from a history entry) names a publish of this very
+ * process: the ledger delivered it to this process's streams already, echo or not. */
+int hub_meta_is_own(const struct hub *hub, const char *meta, size_t meta_len);
+/* fn(arg) runs each time the process (re)enters multi-server mode, so that open streams
+ * can catch up on what was published while the subscription was down. */
+void hub_on_resync(struct hub *hub, void (*fn)(void *arg), void *arg);
 
 const char *hub_mode(const struct hub *hub);    /* "redis" or "local" */
 /* Redis connection attempts after the first (subscriber and publisher together). */

@@ -25,8 +25,8 @@
  * Not thread-safe and not async-signal-safe: call from the main loop (a SIGHUP
  * handler sets a flag; the loop calls log_open()).
  */
-#ifndef LOG_H
-#define LOG_H
+#ifndef SSE_LOG_H
+#define SSE_LOG_H
 
 /* Longest line written to stderr or a file, newline included. Below PIPE_BUF,
  * so a line to a pipe (a supervisor's stderr) is atomic too. */
@@ -35,11 +35,11 @@
 /* Ordered most to least severe; a message is written when its level is <= the
  * threshold. */
 enum log_level {
-    LOG_LEVEL_ERROR,
-    LOG_LEVEL_WARNING,
-    LOG_LEVEL_NOTICE,
-    LOG_LEVEL_INFO,
-    LOG_LEVEL_DEBUG
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_NOTICE,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
 };
 
 /* Threshold before log_set_level() is called. */

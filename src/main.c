@@ -18,11 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "conf.h"
 #include "ev.h"
 #include "fcgi_request.h"
 #include "log.h"
 #include "server.h"
+#include "token.h"
 
 #ifndef SSE_FCGI_VERSION
 #define SSE_FCGI_VERSION "dev"
@@ -49,6 +51,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: sse-fcgi [-c FILE] [-t] [-l unix:PATH|HOST:PORT] [-m MODE] [-h] [--version]\n"
+	    "       sse-fcgi token [-c FILE] --subscribe PATTERN... [--publish PATTERN...]\n"
+	    "                      [--ttl SECONDS] [--sub SUBJECT]\n"
 	    "\n"
 	    "A FastCGI responder that streams Server-Sent Events. Normally started by spawn-fcgi,\n"
 	    "which passes the listen socket on descriptor 0.\n"
@@ -61,6 +65,7 @@ usage(FILE *out)
 	    "  -m MODE        permissions of the -l unix: socket, octal (default 0660)\n"
 	    "  -h, --help     this help\n"
 	    "  --version      print the version\n"
+	    "  token          print a token signed with jwt.secret (sse-fcgi token -h)\n"
 	    "\n"
 	    "Environment: SSE_FCGI_CONF; REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB override\n"
 	    "the redis section of the file.\n");
@@ -259,6 +264,19 @@ stream_ceiling(const struct conf *conf, int nofile)
 	return ceiling > conf->max_streams ? conf->max_streams : ceiling;
 }
 
+/* What the log may say about access control: never a secret, only which keys are set. */
+static const char *
+jwt_summary(const struct conf_jwt *j)
+{
+	static char buf[160];
+
+	snprintf(buf, sizeof(buf), "stream tokens %s (secret %s, previous_secret %s, "
+	    "public key %s)", j->subscribe ? "required" : "not required",
+	    j->secret != NULL ? "set" : "unset", j->previous_secret != NULL ? "set" : "unset",
+	    j->public_key_file != NULL ? "set" : "unset");
+	return buf;
+}
+
 static int
 str_differs(const char *a, const char *b)
 {
@@ -276,6 +294,7 @@ static void
 reload(struct signals *sg)
 {
 	struct conf next, *cur = sg->conf;
+	struct conf_jwt jtmp;
 	char err[1024];
 	enum log_level level;
 	char *tmp;
@@ -286,11 +305,23 @@ reload(struct signals *sg)
 		goto fail;
 	if (conf_apply_env(&next, err, sizeof(err)) == -1)
 		goto fail;
+	/* keys are read before anything changes: a bad key file keeps the running ones */
+	if ((next.access = access_new(&next.jwt, next.file, err, sizeof(err))) == NULL)
+		goto fail;
+	/* open streams are not re-checked: a stream outlives its token (SPEC) */
+	jtmp = cur->jwt;
+	cur->jwt = next.jwt;
+	next.jwt = jtmp;
+	access_free(cur->access);
+	cur->access = next.access;
+	next.access = NULL;
 	cur->max_streams = next.max_streams;
 	cur->max_streams_per_resource = next.max_streams_per_resource;
 	cur->heartbeat = next.heartbeat;
 	cur->max_message_bytes = next.max_message_bytes;
 	cur->stream_queue_bytes = next.stream_queue_bytes;
+	cur->stream_queue_soft_bytes = next.stream_queue_soft_bytes;
+	cur->stream_queue_soft_seconds = next.stream_queue_soft_seconds;
 	tmp = cur->publish_token;
 	cur->publish_token = next.publish_token;
 	next.publish_token = tmp;
@@ -313,14 +344,15 @@ reload(struct signals *sg)
 		    "redis settings changed in the file take effect only after a restart");
 	server_reconfigure(sg->srv, stream_ceiling(cur, sg->nofile));
 	log_notice("configuration reloaded: max_streams %d (stream ceiling %d), "
-	    "max_streams_per_resource %d, heartbeat %d s, log_level %s", cur->max_streams,
+	    "max_streams_per_resource %d, heartbeat %d s, log_level %s, %s", cur->max_streams,
 	    stream_ceiling(cur, sg->nofile), cur->max_streams_per_resource, cur->heartbeat,
-	    cur->log_level);
+	    cur->log_level, jwt_summary(&cur->jwt));
 	conf_release(&next);
 	return;
 
 fail:
 	log_error("reload failed, keeping the running configuration: %s", err);
+	access_free(next.access);
 	conf_release(&next);
 }
 
@@ -367,6 +399,10 @@ main(int argc, char **argv)
 	enum log_level level;
 
 	conf_init(&conf);
+	if (argc > 1 && strcmp(argv[1], "token") == 0) {
+		status = token_main(argc - 1, argv + 1, SSE_FCGI_SYSCONFDIR "/sse-fcgi/sse-fcgi.conf");
+		goto done;
+	}
 	if (parse_options(&o, argc, argv) == -1)
 		goto done;
 	if (o.conf_named || access(o.conf_path, F_OK) == 0) {
@@ -376,6 +412,10 @@ main(int argc, char **argv)
 		}
 	}
 	if (conf_apply_env(&conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "sse-fcgi: %s\n", err);
+		goto done;
+	}
+	if ((conf.access = access_new(&conf.jwt, conf.file, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "sse-fcgi: %s\n", err);
 		goto done;
 	}
@@ -437,6 +477,7 @@ main(int argc, char **argv)
 	    "(max_streams %d, %d descriptors)", SSE_FCGI_VERSION, (long)getpid(),
 	    conf.file != NULL ? conf.file : "(built-in defaults)", ev_loop_backend(loop),
 	    ceiling, conf.max_streams, nofile);
+	log_notice("access: %s", jwt_summary(&conf.jwt));
 	ev_loop_run(loop);
 	log_notice("sse-fcgi stopped");
 	status = 0;
@@ -448,6 +489,7 @@ done:
 	if (sfd != -1)
 		close(sfd);
 	ev_loop_free(loop);
+	access_free(conf.access);
 	conf_release(&conf);
 	log_close();
 	return status;

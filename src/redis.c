@@ -69,6 +69,8 @@ struct redis {
 	int host_is_name;             /* redis.host is not a numeric address */
 	struct lookup *lookup;        /* host name lookup in flight, NULL */
 	char addr[INET6_ADDRSTRLEN];  /* its last result, "" while none */
+	char sha[2][41];              /* SHA1 of the history scripts once loaded, "" before */
+	int sha_loading[2];           /* a SCRIPT LOAD is on its way */
 };
 
 /* A host name lookup by getaddrinfo_a(): hiredis 0.14.1 would call the blocking
@@ -1065,4 +1067,399 @@ redis_free(struct redis *r)
 	for (i = 0; i < NPATTERNS; i++)
 		free(r->patterns[i]);
 	free(r);
+}
+
+/* ---- history: event ids assigned by Redis ---- */
+
+/*
+ * Two Lua scripts keep a resource's history (see redis.h). Each runs atomically, so the
+ * id an event gets, its place in the history and its publication are one step: two
+ * publishers can never get the same id, nor subscribers see an order that differs from
+ * the ids. Sent with EVALSHA; the SHA1 comes from a SCRIPT LOAD sent before the first
+ * use, and a NOSCRIPT answer (Redis restarted, SCRIPT FLUSH) resends the call as EVAL.
+ *
+ * Publish. KEYS: head hash, history stream, meta channel, payload channel. ARGV: meta
+ * record, payload, history_size, history_ttl, event name ("" = none). The entry keeps
+ * the meta record too: a catch-up knows the publishes of its own process by it.
+ *   The head hash holds s (the last seq) and e (the epoch). A missing hash (first publish,
+ *   expired, or Redis lost its data) starts a new epoch from Redis's clock, and any stale
+ *   stream with it: a new epoch's seqs start at 1 again, and its ids differ from every
+ *   id of the lost history by their epoch.
+ */
+static const char script_publish[] =
+    "local seq = redis.call('HINCRBY', KEYS[1], 's', 1)\n"
+    "local epoch = redis.call('HGET', KEYS[1], 'e')\n"
+    "if seq == 1 or not epoch then\n"
+    "  local t = redis.call('TIME')\n"
+    "  epoch = t[1] .. string.format('%06d', tonumber(t[2]))\n"
+    "  redis.call('HSET', KEYS[1], 'e', epoch)\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "end\n"
+    "local id = epoch .. '-' .. seq\n"
+    "if ARGV[5] == '' then\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'd', ARGV[2], 'm', ARGV[1])\n"
+    "else\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'd', ARGV[2], 'm', ARGV[1],\n"
+    "    'e', ARGV[5])\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+    "redis.call('PUBLISH', KEYS[3], ARGV[1] .. ' i=' .. id)\n"
+    "redis.call('PUBLISH', KEYS[4], ARGV[2])\n"
+    "return id\n";
+
+/*
+ * Read. KEYS: head hash, history stream. ARGV: after (a seq), count, the client's epoch.
+ * Returns {} without a history, else {epoch, head seq, first kept seq (0 = none),
+ * entries after `after` (only when the epochs match), at most count}. One snapshot: the
+ * head and the entries agree.
+ */
+static const char script_read[] =
+    "local h = redis.call('HMGET', KEYS[1], 'e', 's')\n"
+    "if not h[1] or not h[2] then return {} end\n"
+    "local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)\n"
+    "local f = '0'\n"
+    "if #first > 0 then f = string.match(first[1][1], '^(%d+)') end\n"
+    "local items = {}\n"
+    "if h[1] == ARGV[3] then\n"
+    "  items = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])\n"
+    "end\n"
+    "return {h[1], h[2], f, items}\n";
+
+enum { SCRIPT_PUBLISH, SCRIPT_READ };
+static const char *const scripts[2] = { script_publish, script_read };
+
+#define CALL_ARGS 12   /* EVALSHA sha 4 KEYS[4] ARGV[5]: the publish */
+
+/* One script call, with copies of its arguments so that a NOSCRIPT answer can be
+ * resent as EVAL. argv[0] and argv[1] are set at send time. */
+struct call {
+	struct redis *r;
+	int which;
+	int eval;                 /* sent as EVAL (after NOSCRIPT, or before the SHA is known) */
+	uint64_t token;
+	redis_history_fn *fn;     /* SCRIPT_READ */
+	void *arg;
+	int argc;
+	char *argv[CALL_ARGS];
+	size_t argvlen[CALL_ARGS];
+};
+
+static void
+call_free(struct call *c)
+{
+	if (c == NULL)
+		return;
+	for (int i = 2; i < c->argc; i++)
+		free(c->argv[i]);
+	free(c);
+}
+
+static int
+call_arg(struct call *c, const char *a, size_t len)
+{
+	char *p = c->argc < CALL_ARGS ? malloc(len + 1) : NULL;
+
+	if (p == NULL)
+		return -1;
+	memcpy(p, a, len);
+	p[len] = '\0';
+	c->argv[c->argc] = p;
+	c->argvlen[c->argc] = len;
+	c->argc++;
+	return 0;
+}
+
+static int
+call_num(struct call *c, uint64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+
+	return call_arg(c, num, (size_t)n);
+}
+
+/* "<ns><what>:<prefix><resource>" */
+static int
+call_key(struct call *c, const char *what, const char *resource, size_t resource_len)
+{
+	const struct redis *r = c->r;
+	size_t ns = strlen(SSE_CHANNEL_NS), wl = strlen(what);
+	size_t len = ns + wl + r->prefix_len + resource_len;
+	char *p = c->argc < CALL_ARGS ? malloc(len + 1) : NULL;
+
+	if (p == NULL)
+		return -1;
+	memcpy(p, SSE_CHANNEL_NS, ns);
+	memcpy(p + ns, what, wl);
+	memcpy(p + ns + wl, r->patterns[0], r->prefix_len);
+	memcpy(p + ns + wl + r->prefix_len, resource, resource_len);
+	p[len] = '\0';
+	c->argv[c->argc] = p;
+	c->argvlen[c->argc] = len;
+	c->argc++;
+	return 0;
+}
+
+static void on_call(redisAsyncContext *ac, void *reply, void *priv);
+
+static void
+on_script_load(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = ac->data != NULL ? ((struct conn *)ac->data)->r : NULL;
+	redisReply *rep = reply;
+	int which = (int)(intptr_t)priv;
+
+	if (r == NULL || r->freeing)
+		return;
+	r->sha_loading[which] = 0;
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len == 40)
+		memcpy(r->sha[which], rep->str, 41);
+}
+
+static int
+call_send(struct call *c)
+{
+	struct redis *r = c->r;
+	redisAsyncContext *ac = r->pub.ac;
+
+	if (!redis_is_up(r) || ac == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (r->sha[c->which][0] == '\0') {
+		c->eval = 1;
+		if (!r->sha_loading[c->which]) {
+			const char *argv[3] = { "SCRIPT", "LOAD", scripts[c->which] };
+			size_t argvlen[3] = { 6, 4, strlen(scripts[c->which]) };
+
+			if (redisAsyncCommandArgv(ac, on_script_load, (void *)(intptr_t)c->which, 3,
+			    argv, argvlen) == REDIS_OK)
+				r->sha_loading[c->which] = 1;
+		}
+	}
+	if (c->eval) {
+		c->argv[0] = "EVAL";
+		c->argvlen[0] = 4;
+		c->argv[1] = (char *)scripts[c->which];
+		c->argvlen[1] = strlen(scripts[c->which]);
+	} else {
+		c->argv[0] = "EVALSHA";
+		c->argvlen[0] = 7;
+		c->argv[1] = r->sha[c->which];
+		c->argvlen[1] = 40;
+	}
+	if (redisAsyncCommandArgv(ac, on_call, c, c->argc, (const char **)c->argv,
+	    c->argvlen) != REDIS_OK) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t
+parse_u64(const char *s, size_t len, int *ok)
+{
+	uint64_t v = 0;
+
+	*ok = len > 0 && len <= 20;
+	for (size_t i = 0; i < len && *ok; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			*ok = 0;
+		else
+			v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	return v;
+}
+
+static int
+is_str(const redisReply *x)
+{
+	return x != NULL && (x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS);
+}
+
+/* The read script's answer as plain data; -1 when it is not what the script returns. */
+static int
+history_parse(const redisReply *rep, struct redis_history *h, struct redis_history_item **items)
+{
+	const redisReply *list;
+	int ok;
+
+	memset(h, 0, sizeof(*h));
+	*items = NULL;
+	if (rep->type != REDIS_REPLY_ARRAY)
+		return -1;
+	if (rep->elements == 0)
+		return 0;   /* no history: h->epoch NULL */
+	if (rep->elements != 4 || !is_str(rep->element[0]) || !is_str(rep->element[1]) ||
+	    !is_str(rep->element[2]) || rep->element[3]->type != REDIS_REPLY_ARRAY)
+		return -1;
+	h->epoch = rep->element[0]->str;
+	h->epoch_len = (size_t)rep->element[0]->len;
+	h->head = parse_u64(rep->element[1]->str, (size_t)rep->element[1]->len, &ok);
+	if (!ok)
+		return -1;
+	h->first = parse_u64(rep->element[2]->str, (size_t)rep->element[2]->len, &ok);
+	if (!ok)
+		return -1;
+	list = rep->element[3];
+	if (list->elements == 0)
+		return 0;
+	*items = calloc(list->elements, sizeof(**items));
+	if (*items == NULL)
+		return -1;
+	for (size_t i = 0; i < list->elements; i++) {
+		const redisReply *e = list->element[i], *f;
+		struct redis_history_item *it = &(*items)[i];
+		const char *dash;
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !is_str(e->element[0]) ||
+		    e->element[1]->type != REDIS_REPLY_ARRAY)
+			return -1;
+		dash = memchr(e->element[0]->str, '-', (size_t)e->element[0]->len);
+		if (dash == NULL)
+			return -1;
+		it->seq = parse_u64(e->element[0]->str, (size_t)(dash - e->element[0]->str), &ok);
+		if (!ok)
+			return -1;
+		f = e->element[1];
+		for (size_t k = 0; k + 1 < f->elements; k += 2) {
+			const redisReply *name = f->element[k], *val = f->element[k + 1];
+
+			if (!is_str(name) || !is_str(val) || name->len != 1)
+				return -1;
+			if (name->str[0] == 'd') {
+				it->data = val->str;
+				it->len = (size_t)val->len;
+			} else if (name->str[0] == 'e') {
+				it->event = val->str;
+				it->event_len = (size_t)val->len;
+			} else if (name->str[0] == 'm') {
+				it->meta = val->str;
+				it->meta_len = (size_t)val->len;
+			}
+		}
+		if (it->data == NULL)
+			return -1;
+	}
+	h->items = *items;
+	h->n = list->elements;
+	return 0;
+}
+
+static void
+on_call(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct call *c = priv;
+	struct redis *r = c->r;
+	redisReply *rep = reply;
+	char why[256];
+
+	(void)ac;
+	if (r->freeing) {
+		call_free(c);
+		return;
+	}
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !c->eval &&
+	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		/* The script cache was emptied: send the script itself, and load it again. */
+		r->sha[c->which][0] = '\0';
+		c->eval = 1;
+		if (call_send(c) == 0)
+			return;
+	}
+	if (c->which == SCRIPT_PUBLISH) {
+		if (rep == NULL) {
+			snprintf(why, sizeof(why), "connection lost before Redis answered: %.200s",
+			    r->reason[0] ? r->reason : "closed");
+			r->h->on_published(r->arg, c->token, 0, why);
+		} else if (rep->type == REDIS_REPLY_ERROR) {
+			error_reason(why, sizeof(why), "Redis refused the publish", rep->str);
+			r->h->on_published(r->arg, c->token, 0, why);
+		} else {
+			r->h->on_published(r->arg, c->token, is_str(rep), is_str(rep) ? "" :
+			    "unexpected answer to the publish script");
+		}
+	} else {
+		struct redis_history h;
+		struct redis_history_item *items = NULL;
+
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR || history_parse(rep, &h, &items) == -1) {
+			if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+				log_warn("reading history from Redis: %s", rep->str);
+			c->fn(c->arg, c->token, NULL);
+		} else {
+			c->fn(c->arg, c->token, &h);
+		}
+		free(items);
+	}
+	call_free(c);
+}
+
+int
+redis_publish_history(struct redis *r, const char *resource, size_t resource_len,
+    const char *meta, size_t meta_len, const char *event, size_t event_len,
+    const char *data, size_t len, unsigned size, unsigned ttl, uint64_t token)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		goto fail;
+	c->r = r;
+	c->which = SCRIPT_PUBLISH;
+	c->token = token;
+	c->argc = 2;
+	if (call_arg(c, "4", 1) == -1 ||
+	    call_key(c, "head:", resource, resource_len) == -1 ||
+	    call_key(c, "history:", resource, resource_len) == -1 ||
+	    call_key(c, "meta:", resource, resource_len) == -1 ||
+	    call_key(c, "", resource, resource_len) == -1 ||
+	    call_arg(c, meta, meta_len) == -1 ||
+	    call_arg(c, data, len) == -1 ||
+	    call_num(c, size) == -1 || call_num(c, ttl) == -1 ||
+	    call_arg(c, event != NULL ? event : "", event != NULL ? event_len : 0) == -1)
+		goto fail;
+	/* The payload channel is "<prefix><resource>" itself: drop the namespace. */
+	memmove(c->argv[6], c->argv[6] + strlen(SSE_CHANNEL_NS), c->argvlen[6] -
+	    strlen(SSE_CHANNEL_NS) + 1);
+	c->argvlen[6] -= strlen(SSE_CHANNEL_NS);
+	if (call_send(c) == -1)
+		goto fail_sent;
+	return 0;
+fail:
+	errno = ENOMEM;
+fail_sent:
+	call_free(c);
+	return -1;
+}
+
+int
+redis_history_read(struct redis *r, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
+    redis_history_fn *fn, void *arg, uint64_t token)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		goto fail;
+	c->r = r;
+	c->which = SCRIPT_READ;
+	c->token = token;
+	c->fn = fn;
+	c->arg = arg;
+	c->argc = 2;
+	if (call_arg(c, "2", 1) == -1 ||
+	    call_key(c, "head:", resource, resource_len) == -1 ||
+	    call_key(c, "history:", resource, resource_len) == -1 ||
+	    call_num(c, after) == -1 || call_num(c, count) == -1 ||
+	    call_arg(c, epoch != NULL ? epoch : "", epoch != NULL ? epoch_len : 0) == -1)
+		goto fail;
+	if (call_send(c) == -1)
+		goto fail_sent;
+	return 0;
+fail:
+	errno = ENOMEM;
+fail_sent:
+	call_free(c);
+	return -1;
 }

@@ -97,6 +97,55 @@ const char *redis_down_reason(const struct redis *r);
 int redis_publish(struct redis *r, const char *resource, size_t resource_len,
     const char *meta, size_t meta_len, const char *data, size_t len, uint64_t token);
 
+/*
+ * History (SPEC "Event ids and resume"), in Redis beside the channels:
+ *   __sse-fcgi__:head:<prefix><resource>     hash: e = epoch, s = last seq
+ *   __sse-fcgi__:history:<prefix><resource>  stream: entry "<seq>-0"
+ *                                            {d: payload, m: meta record[, e: event]}
+ * both bounded (XADD MAXLEN size, exact) and expiring ttl seconds after the last publish.
+ *
+ * redis_publish_history() is redis_publish() through one Lua script that also assigns
+ * the event's id (epoch-seq), appends the event to the history, and publishes the meta
+ * record with " i=<id>" appended, then the payload: all in one atomic step. Same
+ * contract as redis_publish() (on_published once; ok = the script ran).
+ */
+int redis_publish_history(struct redis *r, const char *resource, size_t resource_len,
+    const char *meta, size_t meta_len, const char *event, size_t event_len,
+    const char *data, size_t len, unsigned size, unsigned ttl, uint64_t token);
+
+struct redis_history_item {
+	uint64_t seq;
+	const char *event;      /* NULL: none */
+	size_t event_len;
+	const char *data;
+	size_t len;
+	const char *meta;       /* the publisher's meta record (dedup.h), NULL if none */
+	size_t meta_len;
+};
+
+/* A history read: epoch NULL when the resource has none (never published, expired, or
+ * Redis lost it). head is the last seq; first the oldest seq kept (0: none kept); items
+ * the events after the asked position, oldest first, only when the asked epoch is this
+ * one. Everything is borrowed for the callback. */
+struct redis_history {
+	const char *epoch;
+	size_t epoch_len;
+	uint64_t head, first;
+	const struct redis_history_item *items;
+	size_t n;
+};
+
+/* Called exactly once per accepted read (not after redis_free): h NULL when it failed
+ * (connection lost, Redis error). May run inside a hiredis callback (see redis_handler). */
+typedef void redis_history_fn(void *arg, uint64_t token, const struct redis_history *h);
+
+/* Reads resource's head and at most count events after seq `after` of epoch (the epoch
+ * the client's id names) in one snapshot, on the publisher connection. 0, or -1
+ * (ENOTCONN, ENOMEM): fn will not be called. */
+int redis_history_read(struct redis *r, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
+    redis_history_fn *fn, void *arg, uint64_t token);
+
 /* The publisher looks stuck (a publish got no answer in time): rebuild it. */
 void redis_reset_publisher(struct redis *r, const char *reason);
 

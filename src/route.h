@@ -20,41 +20,45 @@
  * When both prefixes match (one is a prefix of the other) the longer one wins.
  * Prefixes normally end in '/'; a NULL or empty prefix disables that route.
  *
- * Query (after the first '?'), split on '&'. Only ROUTE_PUBLISH reads it:
+ * Query (after the first '?'), split on '&'. ROUTE_SUBSCRIBE takes the first
+ * non-empty "last_event_id=VALUE", raw (ids never need escaping; anything else is
+ * the caller's "malformed"). ROUTE_PUBLISH reads:
  * "event=NAME" sets the event name, which must be a valid name (an empty value
  * or a bare "event" is 400), and a second event parameter is 400 rather than
  * guessing which one the publisher meant. Every other parameter is ignored,
  * and on the other routes the whole query is ignored (event is left NULL).
  */
-#ifndef ROUTE_H
-#define ROUTE_H
+#ifndef SSE_ROUTE_H
+#define SSE_ROUTE_H
 
 #include <stddef.h>
 
 enum route_kind {
-    ROUTE_NONE,
-    ROUTE_SUBSCRIBE,        /* GET  <subscribe><resource> */
-    ROUTE_PUBLISH,          /* POST <publish><resource>[?event=NAME] */
-    ROUTE_PUBLISH_COUNT,    /* GET  <publish><resource>: this process's stream count */
-    ROUTE_STATS             /* GET  <stats> */
+	ROUTE_NONE,
+	ROUTE_SUBSCRIBE,        /* GET  <subscribe><resource> */
+	ROUTE_PUBLISH,          /* POST <publish><resource>[?event=NAME] */
+	ROUTE_PUBLISH_COUNT,    /* GET  <publish><resource>: this process's stream count */
+	ROUTE_STATS             /* GET  <stats> */
 };
 
 /* Borrowed strings, normally "/sse/", "/publish/", "/stats" from the config. */
 struct route_prefixes {
-    const char *subscribe;
-    const char *publish;
-    const char *stats;
+	const char *subscribe;
+	const char *publish;
+	const char *stats;
 };
 
 /* Every pointer borrows from the uri given to route_parse(), except allow,
  * which is a static string; valid as long as that uri is. */
 struct route {
-    enum route_kind kind;
-    const char *resource;   /* not NUL-terminated; NULL for ROUTE_STATS */
-    size_t resource_len;
-    const char *event;      /* from ?event=NAME on ROUTE_PUBLISH; NULL if absent */
-    size_t event_len;
-    const char *allow;      /* set on 405 only: the Allow header value */
+	enum route_kind kind;
+	const char *resource;   /* not NUL-terminated; NULL for ROUTE_STATS */
+	size_t resource_len;
+	const char *event;      /* from ?event=NAME on ROUTE_PUBLISH; NULL if absent */
+	size_t event_len;
+	const char *allow;      /* set on 405 only: the Allow header value */
+	const char *last_event_id;   /* ?last_event_id= on ROUTE_SUBSCRIBE; NULL if absent */
+	size_t last_event_id_len;
 };
 
 /*
@@ -66,7 +70,7 @@ struct route {
  * be NULL. Keeps no pointer beyond what it stores into r.
  */
 int route_parse(struct route *r, const struct route_prefixes *p, const char *method,
-                const char *uri, size_t uri_len);
+    const char *uri, size_t uri_len);
 
 /* 1 when s is 1..128 bytes of A-Z a-z 0-9 - _ . : (resources and event names;
  * safe in a Redis channel name and PSUBSCRIBE pattern), else 0. */

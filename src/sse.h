@@ -7,6 +7,7 @@
  * Framing of one event:
  *
  *     event: NAME\n          only when a name is given (event_len > 0)
+ *     id: ID\n              only when an id is given (sse_event_id_*, id_len > 0)
  *     data: PIECE\n          one line per piece of the payload
  *     \n                     ends the event
  *
@@ -29,8 +30,8 @@
  * do); should one slip through, the name is cut at its first CR or LF, so it
  * can never start a line of its own. NUL bytes are passed through untouched.
  */
-#ifndef SSE_H
-#define SSE_H
+#ifndef SSE_SSE_H
+#define SSE_SSE_H
 
 #include <stddef.h>
 
@@ -45,12 +46,28 @@
 size_t sse_event_size(const char *event, size_t event_len, const char *data, size_t data_len);
 
 /*
+ * The most sse_event_size() can return for any payload of data_len bytes and an event
+ * name of event_len bytes: a payload made only of line breaks (each one "data:\n").
+ */
+size_t sse_event_size_max(size_t data_len, size_t event_len);
+
+/*
  * Writes the framed event into out, which must hold sse_event_size() bytes of
  * the same arguments; no NUL terminator is written. Returns the number of
  * bytes written, always equal to sse_event_size(). out must not overlap the
  * inputs. Borrows everything, keeps nothing.
  */
 size_t sse_event_encode(char *out, const char *event, size_t event_len, const char *data, size_t data_len);
+
+/*
+ * The same with an "id: ID" line after the event line (none when id is NULL or id_len
+ * is 0): the browser's lastEventId, sent back as Last-Event-ID when it reconnects. Like
+ * the name, an id is cut at its first CR or LF; event ids (eventid.h) never hold one.
+ */
+size_t sse_event_id_size(const char *id, size_t id_len, const char *event, size_t event_len,
+    const char *data, size_t data_len);
+size_t sse_event_id_encode(char *out, const char *id, size_t id_len, const char *event,
+    size_t event_len, const char *data, size_t data_len);
 
 /*
  * Writes "retry: MS\n\n" (the reconnection delay in milliseconds, followed by a

@@ -43,12 +43,12 @@ msg_unref(struct msg *m)
 }
 
 int
-stream_queue(struct stream *s, struct msg *m, size_t limit)
+stream_queue(struct stream *s, struct msg *m)
 {
 	if (m->len == 0)   /* nothing to write; an empty entry would never leave */
 		return 0;
-	if (s->count > 0 && (size_t)s->queued + m->len > limit) {
-		errno = ENOBUFS;
+	if (s->queued > UINT32_MAX - m->len || s->cap > UINT32_MAX / 2 / sizeof(*s->ring)) {
+		errno = ENOMEM;
 		return -1;
 	}
 	if (s->count == s->cap) {
@@ -71,6 +71,31 @@ stream_queue(struct stream *s, struct msg *m, size_t limit)
 	s->count++;
 	s->queued += m->len;
 	return 0;
+}
+
+size_t
+stream_held(const struct stream *s)
+{
+	return (size_t)s->queued + (size_t)s->cap * sizeof(*s->ring);
+}
+
+int
+stream_limits_check(struct stream *s, const struct stream_limits *lim, uint32_t now_s)
+{
+	size_t held = stream_held(s);
+
+	if (held > lim->hard)
+		return 1;
+	if (lim->soft == 0 || held <= lim->soft) {
+		s->flags &= (uint8_t)~STREAM_OVER_SOFT;
+		return 0;
+	}
+	if (!(s->flags & STREAM_OVER_SOFT)) {
+		s->flags |= STREAM_OVER_SOFT;
+		s->soft_since = now_s;
+		return 0;
+	}
+	return now_s - s->soft_since >= lim->soft_seconds ? 2 : 0;
 }
 
 /*
@@ -231,6 +256,12 @@ stream_flush(struct stream *s)
 		plan_apply(s, &p, (size_t)n);
 		if ((size_t)n < p.bytes)
 			return 0;
+	}
+	if (s->cap > STREAM_RING_KEEP) {
+		/* a backlog grew the ring: give it back rather than keep it for life */
+		free(s->ring);
+		s->ring = NULL;
+		s->cap = s->head = 0;
 	}
 	return 1;
 }

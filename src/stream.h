@@ -44,10 +44,14 @@ enum stream_flag {
 	STREAM_CLOSING = 2,   /* end queued: close once the queue has drained */
 	STREAM_DIRTY = 4,     /* on the server's flush list */
 	STREAM_DEAD = 8,      /* to be closed at the next flush (overflow, error, EOF) */
+	STREAM_BLOCKED = 16,  /* waiting for EV_WRITE: do not flush before it */
+	STREAM_PENDING = 32,  /* a publish it made awaits the hub's answer */
+	STREAM_OVER_SOFT = 64, /* held more than the soft limit since soft_since */
+	STREAM_HOLD = 128,    /* resume.c decides about each event (a replay is under way) */
 };
 
 struct stream {
-	void *owner;          /* the server, for callbacks that only get the stream */
+	void *owner;          /* the layer that holds it (out.c), for callbacks */
 	int fd;
 	uint16_t id;          /* FastCGI request id */
 	uint8_t flags;
@@ -55,6 +59,8 @@ struct stream {
 	uint16_t rec_len;     /* content length of the open STDOUT record, 0 = none open */
 	uint16_t rec_left;    /* of which not yet written */
 	struct fcgi_tail tail;
+	uint32_t soft_since;  /* STREAM_OVER_SOFT: when it went over, in seconds (fills the
+	                       * padding after tail: 120 bytes a stream, as before) */
 	struct registry_node node;
 	struct stream *idle_prev, *idle_next;   /* heartbeat order, oldest write first */
 	struct stream *dirty_next;
@@ -65,18 +71,44 @@ struct stream {
 	uint32_t queued;      /* message bytes still to write (record headers not counted) */
 };
 
+/* A ring larger than this (grown by a backlog) is freed once the queue drains; a stream
+ * that keeps up stays below it and never reallocates. */
+#define STREAM_RING_KEEP 8
+
 /*
- * Queues a reference to m. Refused (-1, errno ENOBUFS) when the queue is not empty and
- * would pass limit bytes: the client is not reading and the stream counts as stalled.
- * A message is always accepted by an empty queue, so a large event never stalls a
- * reader that keeps up. -1 ENOMEM when the ring cannot grow.
+ * Bounds for a stream whose client is not reading, as redis's client-output-buffer-limit:
+ * over hard bytes it is closed at once, over soft bytes for soft_seconds in a row too.
  */
-int stream_queue(struct stream *s, struct msg *m, size_t limit);
+struct stream_limits {
+	size_t hard, soft;        /* soft 0: no soft limit */
+	uint32_t soft_seconds;
+};
+
+/*
+ * Queues a reference to m; never refused for size (the caller applies the limits, to
+ * bytes a write could not move: stream_limits_check). -1 ENOMEM when the ring cannot
+ * grow.
+ */
+int stream_queue(struct stream *s, struct msg *m);
+
+/*
+ * Bytes the stream keeps alive: queued message bytes (a shared message counts whole: this
+ * stream's reference holds it) and its ring of entries.
+ */
+size_t stream_held(const struct stream *s);
+
+/*
+ * Compares what s holds with lim at now_s (monotonic seconds) and keeps the soft-limit
+ * clock: 0 within the limits, 1 over the hard limit, 2 over the soft limit for
+ * soft_seconds. Falling back under the soft limit restarts its clock.
+ */
+int stream_limits_check(struct stream *s, const struct stream_limits *lim, uint32_t now_s);
 
 /*
  * Writes as much of the queue as the socket takes, one writev per up to 128 pieces.
  * Returns 1 when the queue is empty, 0 when the socket is full (wait for EV_WRITE),
- * -1 on a write error (errno set; the peer is gone).
+ * -1 on a write error (errno set; the peer is gone). A ring grown past STREAM_RING_KEEP
+ * entries by a backlog is freed once the queue is empty.
  */
 int stream_flush(struct stream *s);
 

@@ -9,8 +9,8 @@
  * FastCGI, Redis and the SSE framing; refusing it is the caller's policy.
  * A UTF-8 BOM is a valid character and is accepted.
  */
-#ifndef UTF8_H
-#define UTF8_H
+#ifndef SSE_UTF8_H
+#define SSE_UTF8_H
 
 #include <stddef.h>
 

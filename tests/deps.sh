@@ -9,13 +9,19 @@
 #   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
 #   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`
 #                           (and linux-perf for profiling by hand, where the kernel has it)
+#   sh tests/deps.sh soak   everything, plus gnuplot for `make soak`
 set -eu
 
-PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev nginx spawn-fcgi curl"
+PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libconfuse-dev libssl-dev libjansson-dev nginx
+spawn-fcgi curl"
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db clang libclang-rt-14-dev"
+chromium systemd man-db openssl python3-jwt python3-cryptography iproute2 clang
+libclang-rt-14-dev"
+fi
+if [ "${1:-}" = soak ]; then
+	PKGS="$PKGS gnuplot-nox"
 fi
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libnginx-mod-nchan gnuplot-nox"

@@ -18,6 +18,14 @@
  * Only a new EventSource helps then. Wait a random delay that doubles with
  * each failure, capped, so that a crowd of browsers does not return at once.
  *
+ * Resume: every event carries an id. The browser sends the last one back as
+ * Last-Event-ID on its own reconnects, and sse-fcgi replays what was missed.
+ * A new EventSource starts without it, so the last id goes into its URL as
+ * ?last_event_id= (the header wins when both are there). When the missed
+ * events cannot be replayed (too old, the server restarted), the stream
+ * starts with one `reset` event instead: listen for it and reload the state
+ * the page shows (here: say so; a real page would fetch its data again).
+ *
  *   url        the stream, e.g. "/sse/doctor-123"
  *   listeners  { eventName: function (MessageEvent) } ("message" = unnamed)
  *   onState    function (state, eventSource, delayMs): "connecting", "open",
@@ -25,12 +33,18 @@
  * Returns { close() } to stop for good.
  */
 function liveEventSource(url, listeners, onState) {
-  var es = null, failures = 0, timer = null;
+  var es = null, failures = 0, timer = null, lastId = "";
+
+  function remember(ev) {
+    if (ev.lastEventId) lastId = ev.lastEventId;
+  }
 
   function connect() {
     timer = null;
-    es = new EventSource(url);
+    es = new EventSource(lastId ? url + (url.indexOf("?") < 0 ? "?" : "&") +
+                         "last_event_id=" + encodeURIComponent(lastId) : url);
     Object.keys(listeners).forEach(function (name) {
+      es.addEventListener(name, remember);
       es.addEventListener(name, listeners[name]);
     });
     es.onopen = function () {
@@ -72,7 +86,7 @@ function liveEventSource(url, listeners, onState) {
   var appointment = resource("appointment", "appointment-42");
 
   // What the page saw, for people in the console and for the browser test.
-  var demo = window.sseDemo = { streams: {}, transitions: [], received: 0 };
+  var demo = window.sseDemo = { streams: {}, transitions: [], received: 0, tokens: false };
 
   function $(id) { return document.getElementById(id); }
   function show(id, value) {
@@ -112,22 +126,55 @@ function liveEventSource(url, listeners, onState) {
     while (log.children.length > 50) log.removeChild(log.lastChild);
   }
 
+  /*
+   * With stream tokens (run-demo.sh --tokens) a refusal is 401 or 403, which
+   * EventSource cannot see: it only gives up. Ask once with fetch() what the
+   * answer was (aborting at once if it is a stream after all), so that the page
+   * says so and stops retrying what will never be allowed.
+   */
+  function refusal(url, done) {
+    var ctl = new AbortController();
+    fetch(url, { signal: ctl.signal, credentials: "same-origin" }).then(function (r) {
+      if (r.status !== 401 && r.status !== 403) {
+        ctl.abort();
+        return done(null);
+      }
+      return r.json().then(function (body) {
+        done({ status: r.status, reason: body.error || "" });
+      }, function () { done({ status: r.status, reason: "" }); });
+    }, function () { done(null); });
+  }
+
   function follow(key, res, apply) {
     var st = demo.streams[key] = {
       resource: res, url: "/sse/" + encodeURIComponent(res), state: "CONNECTING",
-      instances: 0, opens: 0, gaveUp: 0, events: 0, last: null
+      instances: 0, opens: 0, gaveUp: 0, events: 0, last: null, refused: null, resets: [], seen: []
     };
     var conn = $(key + "-conn");
-    var current = null;
+    var current = null, handle = null;
 
     function onMessage(ev) {
       var data;
       try { data = JSON.parse(ev.data); } catch (e) { data = null; }
       st.events++;
       demo.received++;
-      st.last = { type: ev.type, data: ev.data };
+      st.last = { type: ev.type, data: ev.data, id: ev.lastEventId };
+      st.seen.push(ev.data);
+      if (st.seen.length > 200) st.seen.shift();
       logLine(res, ev.type, ev.data);
       if (data && typeof data === "object") apply(data);
+    }
+
+    // The missed events could not be replayed: the shown values may be stale
+    // until the next update. Say so where the user looks.
+    function onReset(ev) {
+      var why;
+      try { why = JSON.parse(ev.data).reason; } catch (e) { why = "unknown"; }
+      st.resets.push(why);
+      logLine(res, "reset", ev.data);
+      var note = $(key + "-reset");
+      note.textContent = "Some updates were missed (" + why + "): showing the next ones as they come.";
+      note.hidden = false;
     }
 
     function onState(state, es, delay) {
@@ -147,25 +194,55 @@ function liveEventSource(url, listeners, onState) {
         st.gaveUp++;
         conn.textContent = "server unavailable; new connection in " +
           (delay / 1000).toFixed(1) + " s";
+        if (demo.tokens) {
+          refusal(st.url, function (r) {
+            if (!r) return;
+            handle.close();             // a token will not change by retrying
+            st.refused = r;
+            st.state = "REFUSED";
+            demo.transitions.push(key + "#" + st.instances + " REFUSED");
+            conn.className = "conn closed";
+            conn.textContent = "not allowed (" + r.status + ": " + r.reason + ")";
+          });
+        }
       }
     }
 
-    liveEventSource(st.url, {
+    handle = liveEventSource(st.url, {
       message: onMessage,               // publishes without ?event=
       queue_update: onMessage,
-      status_change: onMessage
+      status_change: onMessage,
+      reset: onReset
     }, onState);
   }
 
   document.querySelector('[data-resource="doctor"]').textContent = doctor;
   document.querySelector('[data-resource="appointment"]').textContent = appointment;
-  $("curl-doctor").textContent =
-    "curl -X POST '" + location.origin + "/publish/" + doctor + "?event=queue_update' " +
-    "-d '{\"type\":\"queue_update\",\"nowServing\":\"A-17\",\"waiting\":4,\"estimatedWait\":12}'";
-  $("curl-appointment").textContent =
-    "curl -X POST '" + location.origin + "/publish/" + appointment + "?event=status_change' " +
-    "-d '{\"type\":\"status_change\",\"status\":\"IN_CONSULTATION\"}'";
+  function showCurl(auth) {
+    $("curl-doctor").textContent =
+      "curl -X POST '" + location.origin + "/publish/" + doctor + "?event=queue_update' " + auth +
+      "-d '{\"type\":\"queue_update\",\"nowServing\":\"A-17\",\"waiting\":4,\"estimatedWait\":12}'";
+    $("curl-appointment").textContent =
+      "curl -X POST '" + location.origin + "/publish/" + appointment + "?event=status_change' " + auth +
+      "-d '{\"type\":\"status_change\",\"status\":\"IN_CONSULTATION\"}'";
+  }
 
-  follow("doctor", doctor, onDoctor);
-  follow("appointment", appointment, onAppointment);
+  function start() {
+    follow("doctor", doctor, onDoctor);
+    follow("appointment", appointment, onAppointment);
+  }
+
+  // run-demo.sh --tokens serves this patient's token at /demo-token (a real
+  // site sets the cookie from its server, HttpOnly); without it the streams
+  // are open. The cookie goes only to /sse/.
+  showCurl("");
+  fetch("/demo-token", { credentials: "same-origin" }).then(function (r) {
+    return r.ok ? r.text() : null;
+  }).then(function (token) {
+    if (token && /^[A-Za-z0-9_.-]+$/.test(token.trim())) {
+      document.cookie = "sse_token=" + token.trim() + "; path=/sse/; SameSite=Strict";
+      demo.tokens = true;
+      showCurl("-H 'Authorization: Bearer <the publish token run-demo.sh printed>' ");
+    }
+  }, function () {}).then(start);
 })();

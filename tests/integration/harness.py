@@ -216,10 +216,10 @@ def reap_zombies():
 # ---------------------------------------------------------------- SSE parsing
 
 class Event:
-    __slots__ = ("type", "data", "t")
+    __slots__ = ("type", "data", "t", "id")
 
-    def __init__(self, type_, data, t):
-        self.type, self.data, self.t = type_, data, t
+    def __init__(self, type_, data, t, id_=None):
+        self.type, self.data, self.t, self.id = type_, data, t, id_
 
     def __repr__(self):
         d = self.data if len(self.data) < 80 else self.data[:60] + "...(%d)" % len(self.data)
@@ -241,6 +241,7 @@ class SSEParser:
         self.comments = []      # (t, text)
         self.retries = []       # (t, int)
         self.ids = []
+        self.last_id = None     # the browser's lastEventId: kept across events
         self.unknown = []       # lines with other fields
         self.undispatched = 0   # event: without data, dropped by browsers
         self._buf = b""
@@ -274,7 +275,7 @@ class SSEParser:
         if not line:
             if self._data is not None:
                 data = b"\n".join(self._data).decode("utf-8", "replace")
-                self.events.append(Event(self._event or "message", data, t))
+                self.events.append(Event(self._event or "message", data, t, self.last_id))
             elif self._event is not None:
                 self.undispatched += 1
             self._data = None
@@ -299,6 +300,8 @@ class SSEParser:
                 self.unknown.append(line)
         elif name == b"id":
             self.ids.append(value)
+            if b"\0" not in value:
+                self.last_id = value.decode("utf-8", "replace")
         else:
             self.unknown.append(line)
 
@@ -960,10 +963,16 @@ class Env:
         return res
 
     # -- nginx
-    def start_nginx(self, shipped_socket=False):
+    def start_nginx(self, shipped_socket=False, example=NGINX_EXAMPLE, extra_rules=()):
+        """nginx from examples/nginx/nginx.conf (or another shipped nginx
+        example) after the documented substitution; extra_rules are (what,
+        pattern, replacement) a test adds for its example, each must match."""
         self.port = free_port()
-        with open(NGINX_EXAMPLE) as f:
+        with open(example) as f:
             text = f.read()
+        for what, pat, rep in extra_rules:
+            text, n = re.subn(pat, rep, text)
+            check(n > 0, "%s: substitution for %s matched nothing" % (example, what))
         text = substitute_nginx_conf(text, self.port, self.sock, self.ngx_log,
                                      os.path.join(self.run_dir, "nginx.pid"), self.ngx_tmp,
                                      shipped_socket=shipped_socket)

@@ -106,7 +106,8 @@ def startup_log(env):
 
 @test("stream_headers", loops=(None, "select"))
 def stream_headers(env):
-    env.start({"retry": 2500, "heartbeat": 30})
+    # history_size = 0: the stream is byte for byte what it was before event ids
+    env.start({"retry": 2500, "heartbeat": 30, "history_size": 0})
     s = env.stream("doctor-123")
     env.loop.wait(lambda: s.complete or s.sse.nbytes > 0, 2, "first bytes of /sse/doctor-123")
     eq(s.status, 200, "status of GET /sse/doctor-123")
@@ -119,9 +120,10 @@ def stream_headers(env):
     check(re.match(rb"retry: 2500\r?\n\r?\n", bytes(s.sse.raw)),
           "stream must start with 'retry: 2500' and a blank line, got %r" % bytes(s.sse.raw[:60]))
     eq(s.sse.retries[0][1], 2500, "retry value")
-    # seed resource names, unknown query parameters, Last-Event-ID ignored
+    # seed resource names, unknown query parameters, Last-Event-ID ignored (history off)
     for res, q, h in (("appointment-42", "", None), ("queue-7-2026-11-27", "?foo=bar&x", None),
-                      ("a:b.c_d-E9", "", {"Last-Event-ID": "17"}), ("x" * 128, "", None)):
+                      ("a:b.c_d-E9", "?last_event_id=x-1", {"Last-Event-ID": "17"}),
+                      ("x" * 128, "", None)):
         s2 = env.open_stream(res, q, h)
         check(not s2.sse.ids, "id: lines sent")
     # straight from the backend: X-Accel-Buffering (nginx consumes it)

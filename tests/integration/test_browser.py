@@ -308,7 +308,8 @@ def _publish(env, resource, payload, event=None, delivered=1):
 
 def _both(tab, pred):
     d = tab.demo()
-    return bool(d) and all(pred(s) for s in d["streams"].values())
+    # both streams: the page starts them once it has asked for a token
+    return bool(d) and len(d["streams"]) == 2 and all(pred(s) for s in d["streams"].values())
 
 
 @test("browser_demo")
@@ -354,8 +355,37 @@ def _browser_phases(env, browser, conf, retry_ms):
     tab.wait_text("#appt-position", "3")
     eq(tab.text("#appt-wait"), "10 min", "#appt-wait after an unnamed event")
 
+    # 1b. The page's connections are cut (the TCP connections to nginx are
+    #     destroyed) and events are published while it is away: after its own
+    #     reconnect (Last-Event-ID) the page shows every one of them, once.
+    before = tab.demo()
+    n_trans = len(before["transitions"])
+    r = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(env.port)],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0, "ss -K: %s" % r.stderr)
+    away = [{"type": "queue_update", "nowServing": "C-%d" % i, "waiting": 10 - i} for i in range(3)]
+    for p in away:
+        env.publish(DOCTOR, json.dumps(p), event="queue_update")   # delivered to 0 or 1
+
+    def resumed():
+        d = tab.demo()
+        s = d["streams"]["doctor"]
+        mine = [x.split(" ")[1] for x in d["transitions"][n_trans:] if x.startswith("doctor#")]
+        return "CONNECTING" in mine and s["state"] == "OPEN" and json.dumps(away[-1]) in s["seen"]
+    browser.wait(resumed, retry_ms / 1000 + 10,
+                 lambda: "the doctor stream to reconnect and catch up (%s)" % tab.summary())
+    tab.wait_text("#now-serving", "C-2")
+    after = tab.demo()["streams"]["doctor"]
+    eq(after["instances"], before["streams"]["doctor"]["instances"], "EventSource objects (native reconnect)")
+    eq(after["seen"][-3:], [json.dumps(p) for p in away], "events published while the page was away")
+    eq(after["events"], before["streams"]["doctor"]["events"] + 3, "events received (each once)")
+    eq(after["resets"], [], "resets after a cut (the history had every event)")
+    check(tab.js("document.getElementById('doctor-reset').hidden"), "reset note shown without a reset")
+
     # 2. The backend crashes and is back at once: each EventSource reconnects by
     #    itself after retry: (CONNECTING -> OPEN, same object, no script help).
+    #    Its Last-Event-ID names the crashed process's history: the page is told
+    #    with a `reset` (reason "epoch") and says so.
     before = tab.demo()
     n_trans = len(before["transitions"])
     env.stop_backend(signal.SIGKILL)
@@ -382,6 +412,9 @@ def _browser_phases(env, browser, conf, retry_ms):
            "times %s's EventSource gave up" % key)
     _publish(env, DOCTOR, {"type": "queue_update", "nowServing": "A-18"}, event="queue_update")
     tab.wait_text("#now-serving", "A-18")
+    eq(tab.demo()["streams"]["doctor"]["resets"], ["epoch"], "resets after the backend restart")
+    check("missed" in (tab.text("#doctor-reset") or ""),
+          "the page does not show the reset: %r" % tab.text("#doctor-reset"))
 
     # 3. A graceful stop, backend left down: each stream gets a jittered
     #    retry: and a clean end; the browser's reconnect meets nginx's 502 and
@@ -716,3 +749,100 @@ def demo_as_typed_make_run(env):
 @test("demo_as_typed[sh examples/run-demo.sh]")
 def demo_as_typed_run_demo(env):
     _run_demo_script(env, typed=["sh", "examples/run-demo.sh"])
+
+
+@test("demo_as_typed[sh examples/run-demo.sh --tokens]")
+def browser_demo_tokens(env):
+    """`sh examples/run-demo.sh --tokens` as typed, in Chromium: the page fetches its token from
+    /demo-token, keeps it in the sse_token cookie and its streams work (a
+    printed curl line, with its publish token, changes the page); a tab for
+    another patient's resources is refused (403) and the page says so instead
+    of retrying; no token at all is a 401; Ctrl-C cleans up."""
+    # The README's command as typed, from the repository (it builds ./sse-fcgi
+    # if needed), on port 8080 unless that is taken here.
+    typed = ["sh", "examples/run-demo.sh", "--tokens"]
+    e = _typed_environ()
+    port = 8080
+    if not _port_8080_free():
+        port = free_port()
+        e["PORT"] = str(port)
+        print("    NOTE: 127.0.0.1:8080 is taken on this machine: ran `%s` with PORT=%d, "
+              "not exactly as typed" % (" ".join(typed), port), flush=True)
+    proc = subprocess.Popen(typed, env=e, cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    out = [""]
+    browser = None
+    demo_dir = None
+    try:
+        _read_until(proc, "Ctrl-C", 120, out)
+        text = out[0]
+        m = re.search(r"^Logs: (\S+)/log/ ", text, re.M)
+        check(m, "run-demo.sh printed no Logs: line naming its directory:\n%s" % text)
+        demo_dir = m.group(1)
+        check("streams need signed tokens" in text, "the banner does not say tokens are on:\n%s" % text)
+        curls = [l.strip() for l in text.splitlines() if l.strip().startswith("curl ") and "/publish/" in l]
+        eq(len(curls), 2, "printed publish lines")
+        check(all("Authorization: Bearer " in c for c in curls), "publish lines without a token:\n%s" % text)
+        env.port = port
+        # what the printed "without a token" line shows
+        m = re.search(r"^Without a token:\s+(curl .*)$", text, re.M)
+        check(m, "no 'Without a token' line:\n%s" % text)
+        p = subprocess.run(shlex.split(m.group(1)), capture_output=True, timeout=10 * SLOW)
+        check(p.stdout.startswith(b"HTTP/1.1 401"), "the printed line without a token: %r" % p.stdout[:200])
+        check(b'"token required"' in p.stdout, "its reason: %r" % p.stdout[-200:])
+        # the printed raw-stream line works with its cookie
+        m = re.search(r"^Watch a raw stream:\s+(curl -N .*)$", text, re.M)
+        check(m and "sse_token=" in m.group(1), "no raw-stream line with a cookie:\n%s" % text)
+        raw = shlex.split(m.group(1))
+        p = subprocess.run(raw[:2] + ["--max-time", "1"] + raw[2:], capture_output=True, timeout=10 * SLOW)
+        check(p.stdout.startswith(b"retry:"), "the printed raw-stream line got %r" % p.stdout[:200])
+
+        browser = Chromium(env)
+        tab = Tab(browser, "http://127.0.0.1:%d/" % port)
+        browser.wait(lambda: _both(tab, lambda s: s["state"] == "OPEN"), 10,
+                     lambda: "both EventSources OPEN with the token cookie (%s)" % tab.summary())
+        eq(tab.demo()["tokens"], True, "the page found its token at /demo-token")
+        check("sse_token=" not in (tab.js("document.cookie") or ""),
+              "the token cookie is visible at / (its path is /sse/)")
+        p = subprocess.run(shlex.split(curls[0]), capture_output=True, timeout=10 * SLOW)
+        eq(json.loads(p.stdout or b"{}").get("delivered"), 1, "the printed publish line (%r)" % p.stdout[:200])
+        tab.wait_text("#now-serving", "A-17")
+        p = subprocess.run(shlex.split(curls[1]), capture_output=True, timeout=10 * SLOW)
+        eq(json.loads(p.stdout or b"{}").get("delivered"), 1, "the second printed publish line")
+        tab.wait_text("#appt-status", "In consultation")
+        # the same line without its token is refused, and changes nothing
+        bare = re.sub(r" -H 'Authorization: Bearer [^']*'", "", curls[0])
+        p = subprocess.run(shlex.split(bare), capture_output=True, timeout=10 * SLOW)
+        check(b"missing or wrong bearer token" in p.stdout, "publish without a token: %r" % p.stdout[:200])
+
+        other = Tab(browser, "http://127.0.0.1:%d/?doctor=doctor-7&appointment=appointment-9" % port)
+        browser.wait(lambda: _both(other, lambda s: s["state"] == "REFUSED"), 15,
+                     lambda: "both streams of another patient REFUSED (%s)" % other.summary())
+        for key in ("doctor", "appointment"):
+            eq(other.demo()["streams"][key]["refused"], {"status": 403, "reason": "token does not grant this resource"},
+               "refusal of %s" % key)
+            eq(other.demo()["streams"][key]["opens"], 0, "opens of another patient's %s stream" % key)
+        check("not allowed (403" in (other.text("#doctor-conn") or ""),
+              "the page does not say it is not allowed: %r" % other.text("#doctor-conn"))
+        instances = other.demo()["streams"]["doctor"]["instances"]
+        env.loop.run_for(2.5)   # longer than the first retry delays: no new attempt may follow
+        eq(other.demo()["streams"]["doctor"]["instances"], instances, "EventSources after the refusal")
+        # the first tab is unaffected
+        eq(tab.demo()["streams"]["doctor"]["state"], "OPEN", "the first tab's doctor stream")
+        eq(tab.errors() + other.errors(), [], "uncaught exceptions in the pages")
+        env.note("token demo: own streams open, another patient's refused 403 without retrying")
+    finally:
+        if browser is not None:
+            browser.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(25 * SLOW)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+                fail("run-demo.sh --tokens still running after Ctrl-C")
+        rest = proc.stdout.read().decode(errors="replace")
+        proc.stdout.close()
+    eq(proc.returncode, 0, "exit status of run-demo.sh --tokens after Ctrl-C:\n%s" % (out[0] + rest)[-1500:])
+    check(demo_dir and not os.path.exists(demo_dir), "run-demo.sh --tokens left %s behind" % demo_dir)

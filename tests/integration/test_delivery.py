@@ -78,15 +78,20 @@ def framing(env):
     for s in streams:
         eq(len(s.events), len(FRAMING), "number of events (an injection made extra ones?)")
         check(not s.sse.unknown, "unexpected field lines: %r" % s.sse.unknown[:5])
-        check(not s.sse.ids, "id: lines sent: %r" % s.sse.ids[:5])
+        # one id per event (history is on by default), strictly increasing
+        eq(len(s.sse.ids), len(FRAMING), "id: lines")
+        seqs = [int(e.id.rsplit("-", 1)[1]) for e in s.events]
+        check(all(a < b for a, b in zip(seqs, seqs[1:])), "ids not increasing: %r" % seqs)
+        eq(len(set(e.id.rsplit("-", 1)[0] for e in s.events)), 1, "one epoch")
         eq(len(s.sse.retries), 1, "retry: lines (a payload line became a field?)")
         eq(s.sse.undispatched, 0, "events without data")
         # on the wire every line inside the stream is a known field or a comment
         for line in re.split(rb"\r\n|\r|\n", bytes(s.sse.raw)):
-            check(line == b"" or line.startswith((b"data:", b"event:", b"retry:", b":")),
+            check(line == b"" or line.startswith((b"data:", b"event:", b"id:", b"retry:", b":")),
                   "unexpected line on the wire: %r" % line[:80])
         check(b"event: evil" not in bytes(s.sse.raw).replace(b"data: event: evil", b""),
               "injected event: line on the wire")
+        check(b"\nid: 7" not in bytes(s.sse.raw), "injected id: line on the wire")
 
 
 @test("event_name", loops=LOOPS)
@@ -100,7 +105,7 @@ def event_name(env):
     env.loop.wait(lambda: len(s.events) == 4, 5, "4 events")
     eq([e.type for e in s.events], names + ["message"], "event types")
     eq([e.data for e in s.events], ['{"n":"%s"}' % n[:10] for n in names] + ["plain"], "event data")
-    check(re.search(rb"(^|\n)event: queue_update\r?\ndata: ", bytes(s.sse.raw)),
+    check(re.search(rb"(^|\n)event: queue_update\r?\nid: [0-9a-z]+-[0-9]+\r?\ndata: ", bytes(s.sse.raw)),
           "event: line must precede the data: lines: %r" % bytes(s.sse.raw)[:200])
 
 

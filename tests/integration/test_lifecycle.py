@@ -45,8 +45,10 @@ def _payload(i, size):
 def slow_consumer(env):
     """One client that never reads is cut once stream_queue_bytes is queued for
     it; every other stream gets every event, in order, meanwhile."""
-    # stream_queue_bytes may not be below max_message_bytes (a config rule)
-    env.start({"heartbeat": 30, "stream_queue_bytes": 16384, "max_message_bytes": 16384})
+    # stream_queue_bytes must hold the largest encoded message (a config rule):
+    # 98k for 16384 bytes of line breaks
+    env.start({"heartbeat": 30, "stream_queue_bytes": 131072, "stream_queue_soft_bytes": 0,
+               "max_message_bytes": 16384})
     fast = [env.open_stream("feed", keep_raw=False) for _ in range(4)]
     slow = env.stream("feed", read=False, rcvbuf=4096, keep_raw=False)
     env.loop.wait(lambda: _streams_count(env, "feed") == 5, 5, "the slow stream to be registered")

@@ -106,6 +106,13 @@ def exercise(env, lt):
         eq([(e.type, e.data) for e in x.events], [("message", '{"queue":[1,2,3]}'), ("called", '{"now":7}')],
            "events on a doctor-123 stream")
     eq([(e.type, e.data) for e in b.events], [("message", "line1\nline2")], "events on appointment-42")
+    # lighttpd passes Last-Event-ID on (as HTTP_LAST_EVENT_ID): a resume replays
+    r1 = env.open_stream("doctor-123", headers={"Last-Event-ID": a[0].events[0].id})
+    env.loop.wait(lambda: r1.events, 5, "replay through lighttpd")
+    eq([(e.type, e.data, e.id) for e in r1.events], [(e.type, e.data, e.id) for e in a[0].events[1:]],
+       "events replayed through lighttpd")
+    r1.close()
+    wait_streams(env, "doctor-123", 2, 10)
 
     # a publish body larger than one FastCGI record and than lighttpd's memory
     # buffer arrives whole

@@ -285,9 +285,16 @@ def restart(env, w):
     t = wait_mode(env, "redis", 10)
     env.note("back in multi-server mode %.2f s after Redis restarted" % t)
     eq(env.publish("restart", "after").get("mode"), "redis", "publish after")
-    wait_events(env, streams, 3)
-    for got in received(streams):
-        eq(got, ["before", "during", "after"], "events across the restart")
+    wait_events(env, streams, 4)
+    # Redis came back empty: its history is gone, and each stream is told so (one reset,
+    # reason epoch) before what follows; "during" went locally, without an id
+    for s in streams:
+        eq([(e.type, e.data) for e in s.events],
+           [("message", "before"), ("message", "during"), ("reset", '{"reason":"epoch"}'),
+            ("message", "after")], "events across the restart")
+        check(s.events[0].id and s.events[3].id and s.events[0].id.split("-")[0] != s.events[3].id.split("-")[0],
+              "ids before and after a Redis restart share an epoch: %r" % [e.id for e in s.events])
+        eq(s.events[1].id, s.events[0].id, "a local fallback carried an id")
     check(not any(s.complete for s in streams), "a stream was dropped by the Redis restart")
 
 
@@ -345,18 +352,28 @@ def flapping(env, w):
     env.loop.wait(lambda: all(s.events and s.events[-1].data == "end" for s in every), 10,
                   "the final message on every stream")
     dt = time.monotonic() - t0
-    dups = lost_bad = lost_ok = lost_reconnecting = delivered = order_bad = 0
+    dups = lost_bad = lost_ok = lost_reconnecting = delivered = order_bad = late = 0
     lost_list = []
     for k, ss in streams.items():
         up_times = redis_intervals(envs[k], envs[k].pid)
         for s in ss:
-            got = [e.data for e in s.events][:-1]
+            # a Redis that came back empty starts a new history: each stream is told
+            # so with one reset (checked below), then goes on
+            resets = [e for e in s.events if e.type == "reset"]
+            check(all(e.data == '{"reason":"epoch"}' for e in resets), "resets %r" % resets[:3])
+            got = [e.data for e in s.events if e.type != "reset"][:-1]
             c = collections.Counter(got)
             dups += sum(v - 1 for v in c.values() if v > 1)
             delivered += len(got)
             # publishes of one step are concurrent; steps are sequential
+            # in order per publishing server; across servers, a process's catch-up after
+            # its subscription came back delivers the other server's events late (after
+            # local ones published meanwhile) rather than not at all
+            for src in ("0", "1"):
+                st = [int(x[1:].split(".")[0]) for x in got if x.endswith("." + src)]
+                order_bad += sum(1 for x, y in zip(st, st[1:]) if y < x)
             st = [int(x[1:].split(".")[0]) for x in got]
-            order_bad += sum(1 for x, y in zip(st, st[1:]) if y < x)
+            late += sum(1 for x, y in zip(st, st[1:]) if y < x)
             for m, (pk, mode, ts, tr) in replies.items():
                 if c[m]:
                     continue
@@ -375,9 +392,9 @@ def flapping(env, w):
     modes = collections.Counter(m for _, m in replies)
     env.note("flapping: %d Redis stops/starts, %d published in %.1f s (%d redis, %d local), %d stream deliveries, "
              "%d duplicates, %d lost against the contract, allowed misses on the other server: %d local "
-             "answers + %d redis answers while it was re-subscribing, %d out of order" % (
+             "answers + %d redis answers while it was re-subscribing, %d out of order, %d caught up late" % (
                  toggles, n, dt, modes["redis"], modes["local"], delivered, dups, lost_bad, lost_ok,
-                 lost_reconnecting, order_bad))
+                 lost_reconnecting, order_bad, late))
     eq(dups, 0, "duplicates")
     check(lost_bad == 0, lambda: "messages lost against the contract: %r" % lost_list[:20])
     eq(order_bad, 0, "messages out of order")

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "fcgi_record.h"
@@ -198,6 +199,124 @@ test_head_pair_across_records(void **state)
 	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -1);
 }
 
+/*
+ * A request followed and interleaved with management records, records of another id and
+ * of unknown types: all of them are cut out in one call, what is left is exactly the
+ * request, and every cut byte is counted in skipped.
+ */
+static void
+test_head_compacts(void **state)
+{
+	static uint8_t buf[1 << 16], ref[512];
+	size_t reflen = request(ref, "body", 4), len = 0, junk = 0, n;
+	struct fcgi_head_scan s;
+
+	(void)state;
+	/* BEGIN_REQUEST, then junk, then the rest of the request with junk between records */
+	memcpy(buf, ref, 16);
+	len = 16;
+	for (int i = 0; i < 1000; i++) {
+		n = rec(buf + len, FCGI_REC_GET_VALUES, 0, "", 0, 0);
+		len += n;
+		junk += n;
+	}
+	n = rec(buf + len, FCGI_REC_STDIN, 7, "other", 5, 3);   /* another request id */
+	len += n;
+	junk += n;
+	n = rec(buf + len, 8, 1, "data", 4, 4);                 /* FCGI_DATA: not a responder's */
+	len += n;
+	junk += n;
+	memcpy(buf + len, ref + 16, reflen - 16);
+	len += reflen - 16;
+	n = rec(buf + len, 11, 0, "x", 1, 7);                   /* unknown management type */
+	len += n;
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), 0);
+	assert_int_equal(s.skipped, junk);
+	assert_int_equal(s.off, reflen);
+	assert_int_equal(len, reflen + n);   /* bytes after the request stay, right after it */
+	assert_memory_equal(buf, ref, reflen);
+}
+
+/* Fed in pieces that cut records anywhere, junk between the records: the same result. */
+static void
+test_head_compacts_in_pieces(void **state)
+{
+	static const uint8_t begin[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	static const char params[] = "\x0e\x03REQUEST_METHODGET";
+	static uint8_t full[8192], buf[8192];
+	uint8_t ref[512];
+	size_t reflen = 0, total = 0, len = 0, junk = 0;
+	size_t cuts[5];
+	struct fcgi_head_scan s;
+	int r = -2, k = 0;
+
+	(void)state;
+	reflen += rec(ref + reflen, FCGI_REC_BEGIN_REQUEST, 1, begin, 8, 0);
+	cuts[k++] = reflen;
+	reflen += rec(ref + reflen, FCGI_REC_PARAMS, 1, params, sizeof(params) - 1, 3);
+	cuts[k++] = reflen;
+	reflen += rec(ref + reflen, FCGI_REC_PARAMS, 1, "", 0, 0);
+	cuts[k++] = reflen;
+	reflen += rec(ref + reflen, FCGI_REC_STDIN, 1, "hello", 5, 3);
+	cuts[k++] = reflen;
+	reflen += rec(ref + reflen, FCGI_REC_STDIN, 1, "", 0, 0);
+	cuts[k++] = reflen;
+	for (int i = 0, from = 0; i < k; from = (int)cuts[i], i++) {
+		memcpy(full + total, ref + from, cuts[i] - (size_t)from);
+		total += cuts[i] - (size_t)from;
+		for (int j = 0; j < 3 && i + 1 < k; j++) {
+			total += rec(full + total, FCGI_REC_GET_VALUES, 0, "ab", 2, 6);
+			total += rec(full + total, FCGI_REC_STDIN, 9, "z", 1, 7);
+			junk += 32;
+		}
+	}
+	fcgi_head_scan_init(&s);
+	for (size_t i = 0; i < total; i += 13) {
+		size_t n = total - i < 13 ? total - i : 13;
+
+		memcpy(buf + len, full + i, n);
+		len += n;
+		r = fcgi_head_scan(&s, buf, &len, 1024);
+		if (r != -2)
+			break;
+		assert_true(s.off <= reflen);
+		assert_memory_equal(buf, ref, s.off);   /* what was walked is the request */
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(s.skipped, junk);
+	assert_int_equal(len, reflen);
+	assert_memory_equal(buf, ref, reflen);
+}
+
+/* A flood of 8-byte records costs time linear in its size: 1 MiB of them scanned in one
+ * call takes milliseconds; cutting them out one by one (each time moving the rest of
+ * the buffer) moves ~68 GB. */
+static void
+test_head_flood_linear(void **state)
+{
+	static uint8_t buf[1 << 20];
+	size_t len, total = 0;
+	struct fcgi_head_scan s;
+
+	(void)state;
+	fcgi_head_scan_init(&s);
+	len = rec(buf, FCGI_REC_BEGIN_REQUEST, 1, "\0\1\0\0\0\0\0\0", 8, 0);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -2);
+	for (int round = 0; round < 4; round++) {
+		clock_t t0;
+
+		while (len + 8 <= sizeof(buf))
+			len += rec(buf + len, FCGI_REC_GET_VALUES, 0, "", 0, 0);
+		total += len - s.off;
+		t0 = clock();
+		assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -2);
+		assert_true(clock() - t0 < CLOCKS_PER_SEC / 4);
+		assert_int_equal(len, 16);
+	}
+	assert_int_equal(s.skipped, total);
+}
+
 static void
 test_tail(void **state)
 {
@@ -254,6 +373,9 @@ main(void)
 		cmocka_unit_test(test_head_drops_management),
 		cmocka_unit_test(test_head_refuses_what_libfcgi_cannot_take),
 		cmocka_unit_test(test_head_pair_across_records),
+		cmocka_unit_test(test_head_compacts),
+		cmocka_unit_test(test_head_compacts_in_pieces),
+		cmocka_unit_test(test_head_flood_linear),
 		cmocka_unit_test(test_tail),
 		cmocka_unit_test(test_encode),
 	};

@@ -14,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "conf.h"
 #include "ev.h"
 #include "hub.h"
@@ -32,10 +37,12 @@ struct world {
 
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
 {
 	struct world *w = arg;
 
+	(void)id;
+	(void)id_len;
 	(void)resource;
 	(void)resource_len;
 	w->delivered++;
@@ -136,18 +143,48 @@ refused(void **state)
 	/* freed with a retry timer armed (teardown) */
 }
 
+/*
+ * A loopback listener with a full accept queue: with backlog 0 the kernel keeps one
+ * connection waiting and drops later SYNs, so a connect to it stays in progress (and
+ * no packet leaves the machine). Returns the listener; *filler is the queued client.
+ */
+static int
+full_listener(int *port, int *filler)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 0), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	*port = ntohs(a.sin_port);
+	*filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(*filler >= 0);
+	(void)connect(*filler, (struct sockaddr *)&a, sizeof(a));   /* queued, never accepted */
+	return fd;
+}
+
 static void
 free_while_connecting(void **state)
 {
 	struct world *w = *state;
+	int port, filler, lfd = full_listener(&port, &filler);
 
-	/* A TEST-NET address: the connect stays in progress; free at once. */
-	w->conf.redis.host = strdup("192.0.2.1");
+	/* The connect stays in progress; free at once (teardown). */
+	w->conf.redis.host = strdup("127.0.0.1");
+	w->conf.redis.port = port;
 	w->conf.redis.connect_timeout_ms = 10000;
 	w->hub = hub_new(w->loop, &w->conf, on_deliver, w);
 	assert_non_null(w->hub);
 	ev_loop_run_once(w->loop, 0);
 	assert_string_equal(hub_mode(w->hub), "local");
+	hub_free(w->hub);
+	w->hub = NULL;
+	close(filler);
+	close(lfd);
 }
 
 int

@@ -93,6 +93,39 @@ redis_publish(struct redis *r, const char *resource, size_t resource_len,
 	return 0;
 }
 
+/* With history on (the default history_size) the hub publishes through the script:
+ * the same for these tests, the id only appears in what the subscriber hands up. */
+int
+redis_publish_history(struct redis *r, const char *resource, size_t resource_len,
+    const char *meta, size_t meta_len, const char *event, size_t event_len,
+    const char *data, size_t len, unsigned size, unsigned ttl, uint64_t token)
+{
+	(void)event;
+	(void)event_len;
+	(void)size;
+	(void)ttl;
+	return redis_publish(r, resource, resource_len, meta, meta_len, data, len, token);
+}
+
+int
+redis_history_read(struct redis *r, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
+    redis_history_fn *fn, void *arg, uint64_t token)
+{
+	(void)r;
+	(void)resource;
+	(void)resource_len;
+	(void)epoch;
+	(void)epoch_len;
+	(void)after;
+	(void)count;
+	(void)fn;
+	(void)arg;
+	(void)token;
+	errno = ENOTCONN;
+	return -1;
+}
+
 void
 redis_reset_publisher(struct redis *r, const char *reason)
 {
@@ -121,6 +154,7 @@ struct world {
 	struct conf conf;
 	struct hub *hub;
 	char got[16][64];   /* "<event>|<data>" per delivery ("" event: none) */
+	char last_id[72];   /* id of the last delivery, "" for none */
 	int ngot;
 	int done;
 	char mode[8];
@@ -129,7 +163,7 @@ struct world {
 
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
 {
 	struct world *w = arg;
 
@@ -138,6 +172,7 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 	assert_true(w->ngot < 16);
 	snprintf(w->got[w->ngot++], sizeof(w->got[0]), "%.*s|%.*s", (int)event_len,
 	    event != NULL ? event : "", (int)len, data);
+	snprintf(w->last_id, sizeof(w->last_id), "%.*s", (int)id_len, id != NULL ? id : "");
 	return 1;
 }
 
@@ -367,6 +402,36 @@ pairs_with_next_payload_only(void **state)
 	EXPECT(w, "|x", "|y", "ev|z", "|w", "|v", "|u");
 }
 
+/* The id the publish script appends to the meta record (" i=<id>") travels with its
+ * payload, for a peer's publish and for our own echo; a bad id is dropped, the event
+ * is not. */
+static void
+meta_id_travels_with_payload(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX + 32];
+	size_t n = peer_meta(meta, 7, S("queue_update"));
+
+	memcpy(meta + n, " i=1764800000123456-42", 22);
+	sub_meta(meta, n + 22);
+	sub_payload(S("res"), S("a"));
+	assert_string_equal(w->last_id, "1764800000123456-42");
+	memcpy(meta + n, " i=NOT-AN-ID", 12);
+	sub_meta(meta, n + 12);
+	sub_payload(S("res"), S("b"));
+	assert_string_equal(w->last_id, "");
+	sub_payload(S("res"), S("c"));                 /* foreign: no id */
+	assert_string_equal(w->last_id, "");
+	/* our own publish: delivered from its echo, with the echo's id */
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("own"), on_done, w), 0);
+	memcpy(meta, fake->meta, fake->meta_len);
+	memcpy(meta + fake->meta_len, " i=1764800000123456-43", 22);
+	sub_meta(meta, fake->meta_len + 22);
+	sub_payload(S("res"), S("own"));
+	assert_string_equal(w->last_id, "1764800000123456-43");
+	EXPECT(w, "queue_update|a", "queue_update|b", "|c", "|own");
+}
+
 int
 main(void)
 {
@@ -378,6 +443,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(sub_lost_ends_pairing, setup, teardown),
 		cmocka_unit_test_setup_teardown(pairs_with_next_payload_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(meta_id_travels_with_payload, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,8 +65,8 @@ test_shared_message(void **state)
 	a.id = 1;
 	b.fd = sv2[0];
 	b.id = 513;
-	assert_int_equal(stream_queue(&a, m, 1024), 0);
-	assert_int_equal(stream_queue(&b, m, 1024), 0);
+	assert_int_equal(stream_queue(&a, m), 0);
+	assert_int_equal(stream_queue(&b, m), 0);
 	assert_int_equal(m->refs, 3);
 	msg_unref(m);
 	assert_int_equal(a.queued, 10);
@@ -80,27 +80,108 @@ test_shared_message(void **state)
 	close(sv1[0]); close(sv1[1]); close(sv2[0]); close(sv2[1]);
 }
 
-/* A stalled reader: the queue grows to the limit, then refuses with ENOBUFS; an empty
- * queue still takes one message bigger than the limit. */
+/* Queuing never refuses for size: the limits are the caller's, applied to what a write
+ * could not move. What a stream holds counts its ring as well as message bytes. */
 static void
-test_limit(void **state)
+test_held(void **state)
 {
 	struct stream s = { 0 };
 	struct msg *small = text_msg("0123456789", 10);
-	struct msg *big = msg_new(5000, 0);
+	struct msg *big = msg_new(500000, 0);
 
 	(void)state;
-	memset(big->data, 'b', 5000);
-	assert_int_equal(stream_queue(&s, big, 100), 0);
-	assert_int_equal(stream_queue(&s, small, 100), -1);
-	assert_int_equal(errno, ENOBUFS);
+	memset(big->data, 'b', 500000);
+	assert_int_equal(stream_queue(&s, big), 0);
+	assert_int_equal(stream_queue(&s, big), 0);
+	assert_int_equal(stream_held(&s), 1000000 + 4 * sizeof(struct stream_ent));
 	stream_release(&s);
-	for (int i = 0; i < 10; i++)
-		assert_int_equal(stream_queue(&s, small, 100), 0);   /* 10 * 10 = 100 */
-	assert_int_equal(stream_queue(&s, small, 100), -1);
+	assert_int_equal(stream_held(&s), 0);
+	/* tiny events: the ring is most of what a slow stream holds */
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(stream_queue(&s, small), 0);
+	assert_int_equal(s.cap, 1024);
+	assert_int_equal(stream_held(&s), 1000 * 10 + 1024 * sizeof(struct stream_ent));
 	stream_release(&s);
 	msg_unref(small);
 	msg_unref(big);
+}
+
+/* The hard limit closes at once, the soft one after soft_seconds over it in a row;
+ * dropping under the soft limit restarts its clock. */
+static void
+test_limits_check(void **state)
+{
+	struct stream s = { 0 };
+	struct stream_limits lim = { 4096, 2048, 10 };
+	struct msg *m = msg_new(1000, 0);
+
+	(void)state;
+	memset(m->data, 'm', 1000);
+	assert_int_equal(stream_queue(&s, m), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 100), 0);   /* 1064 held */
+	assert_int_equal(stream_queue(&s, m), 0);
+	assert_int_equal(stream_queue(&s, m), 0);                  /* 3064: over soft */
+	assert_int_equal(stream_limits_check(&s, &lim, 100), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 109), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 110), 2);
+	stream_release(&s);                                        /* drained: clock restarts */
+	assert_int_equal(stream_limits_check(&s, &lim, 111), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(stream_queue(&s, m), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 115), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 124), 0);
+	assert_int_equal(stream_queue(&s, m), 0);                  /* 4064: still under hard */
+	assert_int_equal(stream_limits_check(&s, &lim, 124), 0);
+	assert_int_equal(stream_queue(&s, m), 0);                  /* 5128: over hard */
+	assert_int_equal(stream_limits_check(&s, &lim, 124), 1);
+	lim.soft = 0;                                              /* no soft limit */
+	stream_release(&s);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(stream_queue(&s, m), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 200), 0);
+	assert_int_equal(stream_limits_check(&s, &lim, 9999), 0);
+	stream_release(&s);
+	msg_unref(m);
+}
+
+/* A backlog of tiny events grows the ring; once flushed the ring is given back, and a
+ * stream that keeps up keeps its small ring (no allocation per event). */
+static void
+test_ring_returned(void **state)
+{
+	int sv[2];
+	struct stream s = { 0 };
+	struct msg *m = text_msg("data: x\n\n", 9);
+	static uint8_t out[40000];
+	struct stream_ent *small;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	s.fd = sv[0];
+	s.id = 3;
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(stream_queue(&s, m), 0);
+	assert_int_equal(s.cap, 4096);
+	assert_int_equal(stream_flush(&s), 1);
+	assert_int_equal(read_records(sv[1], 3, out, 27000), 27000);
+	assert_null(s.ring);
+	assert_int_equal(s.cap, 0);
+	assert_int_equal(stream_held(&s), 0);
+	/* keeping up: the 4-entry ring stays */
+	assert_int_equal(stream_queue(&s, m), 0);
+	small = s.ring;
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(stream_flush(&s), 1);
+		assert_int_equal(read_records(sv[1], 3, out, 9), 9);
+		assert_int_equal(stream_queue(&s, m), 0);
+		assert_ptr_equal(s.ring, small);
+	}
+	assert_int_equal(s.cap, 4);
+	stream_release(&s);
+	msg_unref(m);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* Many messages, a tiny socket buffer, partial writes: the far end must see every byte
@@ -128,7 +209,7 @@ test_partial_writes(void **state)
 			m->data[k] = (char)('a' + (i + k) % 26);
 		memcpy(expect + total, m->data, len);
 		total += len;
-		assert_int_equal(stream_queue(&s, m, SIZE_MAX), 0);
+		assert_int_equal(stream_queue(&s, m), 0);
 		msg_unref(m);
 	}
 	/* alternate writer and a non-blocking reader until the queue is empty, then
@@ -179,14 +260,14 @@ test_framed_and_errors(void **state)
 	memcpy(m->data, end, FCGI_END_LEN);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	s.fd = sv[0];
-	assert_int_equal(stream_queue(&s, m, 1024), 0);
+	assert_int_equal(stream_queue(&s, m), 0);
 	assert_int_equal(stream_flush(&s), 1);
 	assert_int_equal(recv(sv[1], out, sizeof(out), 0), FCGI_END_LEN);
 	assert_memory_equal(out, end, FCGI_END_LEN);
 	/* peer gone: a write error, not a crash (SIGPIPE ignored as in the daemon) */
 	close(sv[1]);
 	signal(SIGPIPE, SIG_IGN);
-	assert_int_equal(stream_queue(&s, m, 1024), 0);
+	assert_int_equal(stream_queue(&s, m), 0);
 	assert_int_equal(stream_flush(&s), -1);
 	stream_release(&s);
 	msg_unref(m);
@@ -210,8 +291,8 @@ test_coalesce(void **state)
 	s.fd = sv[0];
 	s.id = 5;
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(stream_queue(&s, m[i], 1024), 0);
-	assert_int_equal(stream_queue(&s, end, 1024), 0);
+		assert_int_equal(stream_queue(&s, m[i]), 0);
+	assert_int_equal(stream_queue(&s, end), 0);
 	assert_int_equal(stream_flush(&s), 1);
 	assert_int_equal(recv(sv[1], out, sizeof(out), 0), 8 + 25 + FCGI_END_LEN);
 	assert_int_equal(out[1], FCGI_REC_STDOUT);
@@ -247,7 +328,7 @@ test_cut_in_header(void **state)
 	s.fd = sv[0];
 	s.id = 2;
 	for (int i = 0; i < 60; i++)
-		assert_int_equal(stream_queue(&s, m, SIZE_MAX), 0);
+		assert_int_equal(stream_queue(&s, m), 0);
 	do {
 		ssize_t n;
 
@@ -281,7 +362,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shared_message),
-		cmocka_unit_test(test_limit),
+		cmocka_unit_test(test_held),
+		cmocka_unit_test(test_limits_check),
+		cmocka_unit_test(test_ring_returned),
 		cmocka_unit_test(test_partial_writes),
 		cmocka_unit_test(test_framed_and_errors),
 		cmocka_unit_test(test_coalesce),
