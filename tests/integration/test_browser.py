@@ -656,6 +656,10 @@ def _run_demo_script(env, user=None, typed=None):
         argv, cwd = ["sh", RUN_DEMO], env.dir
 
     def as_user():
+        # Ctrl-C in a terminal reaches a shell whose SIGINT is at its default; a
+        # run started in the background of a non-interactive shell inherits it
+        # ignored, and a shell cannot trap a signal ignored on entry.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if user:
             os.setgroups([])
             os.setgid(pw.pw_gid)
