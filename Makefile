@@ -6,10 +6,13 @@
 #   make test            install missing packages, unit tests, integration tests,
 #                        then the same suite again under SANITIZE=1
 #   make unit            cmocka unit tests only (honours SANITIZE=1)
+#   make fuzz            every libFuzzer target in tests/fuzz/ for FUZZ_SECONDS (60) each
 #   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir): binary, config,
 #                        man page, systemd units, examples; make uninstall removes them.
 #                        The config goes to $(sysconfdir)/sse-fcgi (/etc whatever the PREFIX:
 #                        every example, unit and the man page name /etc/sse-fcgi/sse-fcgi.conf)
+#   make deb             build/deb/sse-fcgi_<version>_<arch>.deb with dpkg-buildpackage
+#                        (from a copy of this tree in build/deb/; needs debhelper)
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -49,7 +52,21 @@ LIB      := $(O)/libssefcgi.a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 
-.PHONY: all unit test check integration deps install uninstall clean bench soak run valgrind
+# libFuzzer targets: every tests/fuzz/fuzz_NAME.c is one, built with clang against the
+# core compiled again with coverage, ASan and UBSan; its seeds are tests/fuzz/corpus/NAME/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_O       := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                -Isrc -Ifcgi $(PKG_CFLAGS) -DSSE_FCGI_VERSION='"$(VERSION)"' \
+                -DSSE_FCGI_SYSCONFDIR='"$(sysconfdir)"' -MMD -MP
+FUZZ_LIB     := $(FUZZ_O)/libssefcgi.a
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_O)/%)
+
+.PHONY: all unit test check integration deps install uninstall clean bench soak run valgrind deb \
+        fuzz fuzz-build fuzz-smoke
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB)
@@ -69,6 +86,40 @@ $(O)/tests/%: tests/unit/%.c $(LIB)
 
 # test_server injects failures into the loop calls that server, conn and out make.
 $(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set
+
+$(FUZZ_LIB): $(CORE_SRC:%.c=$(FUZZ_O)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target for FUZZ_SECONDS over its seeds; what it learns goes to build/fuzz/corpus/,
+# a crash to build/fuzz/crash-*. The seeds in the tree are only read.
+# `make fuzz FUZZ_TARGETS="fcgi_head sse"` runs a few.
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+# FUZZ_QUIET=1 keeps libFuzzer's progress lines in build/fuzz/fuzz.log unless a target fails.
+FUZZ_LOG = $(if $(FUZZ_QUIET),2>$(FUZZ_O)/fuzz.log || { tail -40 $(FUZZ_O)/fuzz.log; exit 1; })
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t; \
+	    echo "== fuzz_$$t, $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_O)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_O)/crash-$$t- \
+	        $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t $(FUZZ_LOG); \
+	done
+
+# The short pass `make test` runs: every target over its seeds and a few seconds more.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3 FUZZ_QUIET=1
 
 # Unit tests: every tests/unit/test_*.c is one cmocka binary.
 unit: $(TEST_BIN)
@@ -91,7 +142,7 @@ integration: $(BIN)
 
 # The README's test command: everything, then everything again sanitized.
 test check: deps
-	$(MAKE) unit integration
+	$(MAKE) unit integration fuzz-smoke
 	$(MAKE) SANITIZE=1 unit integration
 
 # The demo: installs only what the build and the demo need, builds, runs in the foreground.
@@ -103,7 +154,8 @@ run:
 MAN8DIR        ?= $(MANDIR)/man8
 SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 DOCDIR         ?= $(PREFIX)/share/doc/sse-fcgi
-DOC_EXAMPLES   := $(wildcard examples/nginx examples/lighttpd examples/multi-server)
+DOC_EXAMPLES   := $(wildcard examples/nginx examples/lighttpd examples/apache examples/caddy \
+                    examples/multi-server examples/php examples/python)
 CONF_DEST      := $(DESTDIR)$(sysconfdir)/sse-fcgi/sse-fcgi.conf
 
 # The units and examples name /usr/local/sbin/sse-fcgi and /etc/sse-fcgi/; installed
@@ -149,7 +201,11 @@ install: $(BIN)
 	done
 	set -e; for d in $(DOC_EXAMPLES); do \
 		install -d $(DESTDIR)$(DOCDIR)/$$d; \
-		for f in $$d/*; do install -m 0644 $$f $(DESTDIR)$(DOCDIR)/$$f; done; \
+		for f in $$d/*; do \
+			sed -e 's|/usr/local/sbin/sse-fcgi|$(SBINDIR)/sse-fcgi|g' \
+			    -e 's|/etc/sse-fcgi/|$(sysconfdir)/sse-fcgi/|g' $$f > $(DESTDIR)$(DOCDIR)/$$f || exit 1; \
+			chmod 0644 $(DESTDIR)$(DOCDIR)/$$f; \
+		done; \
 	done
 	for f in README.md docs/README-lighttpd-and-install.md; do \
 		[ ! -f $$f ] || install -m 0644 $$f $(DESTDIR)$(DOCDIR)/; \
@@ -172,4 +228,19 @@ uninstall:
 clean:
 	rm -rf build sse-fcgi
 
--include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_BIN:%=%.d)
+# The Debian package, built from a copy of this tree so that dpkg-buildpackage's
+# output (which it writes beside the source) lands in build/deb/ and the tree's own
+# build stays as it is. The version is debian/changelog's, which must equal VERSION.
+DEB_DIR := build/deb
+deb:
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "debian/changelog says $$v, the Makefile $(VERSION)"; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/sse-fcgi-$(VERSION)
+	tar --anchored --exclude=./build --exclude=./.git --exclude=./sse-fcgi --exclude=./node_modules \
+		--exclude='*/__pycache__' -cf - . | tar -C $(DEB_DIR)/sse-fcgi-$(VERSION) -xf -
+	cd $(DEB_DIR)/sse-fcgi-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
+
+-include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_BIN:%=%.d) \
+    $(CORE_SRC:%.c=$(FUZZ_O)/%.d) $(FUZZ_BIN:%=%.d)

@@ -37,51 +37,6 @@ fcgi_request_release(struct fcgi_request *req)
 }
 
 /*
- * The in-memory file libfcgi reads requests from. One per process, reused: creating and
- * closing one for every request cost two more syscalls and a new inode each time (a
- * publish paid them all). Rewritten from offset 0 and cut to the request's length, so
- * nothing of a longer earlier request shows through. -1 until first needed, and again
- * after libfcgi closed it (it does on a request it refuses).
- */
-static int req_file = -1;
-
-/* Puts raw[0 .. len) in req_file, positioned at its start. Returns the fd, or -1. */
-static int
-req_file_load(const uint8_t *raw, size_t len)
-{
-	size_t off = 0;
-
-	if (req_file == -1) {
-		req_file = memfd_create("fcgi-request", MFD_CLOEXEC);
-		if (req_file == -1)
-			return -1;
-	}
-	while (off < len) {
-		ssize_t w = pwrite(req_file, raw + off, len - off, (off_t)off);
-
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return -1;
-		}
-		off += (size_t)w;
-	}
-	if (ftruncate(req_file, (off_t)len) != 0 || lseek(req_file, 0, SEEK_SET) != 0)
-		return -1;
-	return req_file;
-}
-
-/* Forgets req_file after a refused request: libfcgi may have closed it (ipcFd -1 then),
- * and a descriptor number it freed must never be written to again. */
-static void
-req_file_drop(int closed_by_lib)
-{
-	if (req_file != -1 && !closed_by_lib)
-		close(req_file);
-	req_file = -1;
-}
-
-/*
  * ipcFd and keepConnection sit below libfcgi's "don't use" line: FCGX_Accept_r reads a
  * request from ipcFd when it is already set, instead of accepting. That is exactly the
  * entry point needed, and it is confined to this function.
@@ -90,11 +45,21 @@ int
 fcgi_request_parse(struct fcgi_request *req, const uint8_t *raw, size_t len)
 {
 	FCGX_Request r;
-	int fd, inited = 0, saved, n;
+	int fd = -1, inited = 0, saved, n;
+	size_t off = 0;
 
 	memset(req, 0, sizeof(*req));
-	fd = req_file_load(raw, len);
+	fd = memfd_create("fcgi-request", MFD_CLOEXEC);
 	if (fd == -1)
+		goto fail;
+	while (off < len) {
+		ssize_t w = write(fd, raw + off, len - off);
+
+		if (w <= 0)
+			goto fail;
+		off += (size_t)w;
+	}
+	if (lseek(fd, 0, SEEK_SET) != 0)
 		goto fail;
 
 	if (FCGX_InitRequest(&r, -1, 0) != 0)
@@ -103,9 +68,14 @@ fcgi_request_parse(struct fcgi_request *req, const uint8_t *raw, size_t len)
 	r.ipcFd = fd;
 	r.keepConnection = 1;
 	if (FCGX_Accept_r(&r) != 0) {
-		req_file_drop(r.ipcFd == -1);
-		inited = 0;
-		FCGX_Free(&r, 0);
+		/*
+		 * A request libfcgi refuses, it closes itself (FCGX_Free(r, 1) before it
+		 * would accept the next one) and leaves ipcFd at -1. Closing fd again could
+		 * close whatever took the number meanwhile (a resolver thread's socket), so
+		 * it is closed here only when libfcgi did not.
+		 */
+		if (r.ipcFd != fd)
+			fd = -1;
 		errno = EPROTO;
 		goto fail;
 	}
@@ -133,13 +103,16 @@ fcgi_request_parse(struct fcgi_request *req, const uint8_t *raw, size_t len)
 		free(req->body);
 		req->body = NULL;
 	}
-	FCGX_Free(&r, 0);   /* 0: the file stays open for the next request */
+	FCGX_Free(&r, 0);
+	close(fd);
 	return 0;
 
 fail:
 	saved = errno;
 	if (inited)
 		FCGX_Free(&r, 0);
+	if (fd != -1)
+		close(fd);
 	fcgi_request_release(req);
 	errno = saved != 0 ? saved : EPROTO;
 	return -1;

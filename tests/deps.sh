@@ -2,9 +2,14 @@
 # Installs, on Debian, whatever the build, the demo and the tests need and is missing.
 # Used by `make run`, `make test` and .ci/run. Safe to run again: it only calls apt-get
 # when a package is missing. Services the packages would start (nginx on :80,
-# redis-server on :6379, lighttpd) are kept from starting: the tests start their own.
+# redis-server on :6379, lighttpd, apache2, caddy) are kept from starting: the tests
+# start their own.
 #
-#   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test)
+#   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test;
+#                           apache2 and caddy for their fronts; php-cli, php-redis,
+#                           python3-redis, python3-jwt for the publisher helpers;
+#                           debhelper and lintian for the Debian package;
+#                           clang and libclang-rt-14-dev, which holds libFuzzer, for tests/fuzz/)
 #   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
 #   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`, strace for
 #                           bench/hop.py (and linux-perf for BENCH_PROFILE=1, where the
@@ -17,7 +22,8 @@ spawn-fcgi curl"
 OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
-chromium systemd man-db openssl python3-jwt python3-cryptography iproute2"
+chromium systemd man-db openssl python3-jwt python3-cryptography iproute2 apache2 caddy
+php-cli php-redis python3-redis debhelper lintian dpkg-dev clang libclang-rt-14-dev"
 fi
 if [ "${1:-}" = soak ]; then
 	PKGS="$PKGS gnuplot-nox"

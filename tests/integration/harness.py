@@ -79,6 +79,9 @@ def eq(got, want, what):
 # ---------------------------------------------------------------- registry
 
 TESTS = []  # (name, function, event_loop or None)
+# Ceilings (seconds, before SLOW) for tests that need more than run.py's 90 s:
+# a hung test still fails, the suite goes on.
+TEST_LIMITS = {}
 
 
 def test(name, loops=(None,)):

@@ -60,7 +60,8 @@ def main(argv):
         problems = []
         status = "PASS"
         t0 = time.monotonic()
-        signal.alarm(int(PER_TEST_LIMIT))
+        limit = harness.TEST_LIMITS[name] * harness.SLOW if name in harness.TEST_LIMITS else PER_TEST_LIMIT
+        signal.alarm(int(limit))
         try:
             env = harness.Env(name, root, loop)
             fn(env)
@@ -72,7 +73,7 @@ def main(argv):
             problems.append(str(e))
         except _Alarm:
             status = "FAIL"
-            problems.append("test exceeded %.0fs" % PER_TEST_LIMIT)
+            problems.append("test exceeded %.0fs" % limit)
         except Exception:
             status = "FAIL"
             problems.append("test error:\n" + traceback.format_exc())

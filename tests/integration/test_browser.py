@@ -35,6 +35,7 @@ import socket
 import subprocess
 import time
 
+from front_helpers import Apache
 from harness import (BIN, NGINX_EXAMPLE, NGINX_FASTCGI_PARAMS, REPO, SLOW, WORKER_USER, check,
                      clean_environ, eq, fail, free_port, pid_alive, pids_with_cmdline,
                      substitute_nginx_conf, test, wait_pid_exit)
@@ -49,15 +50,21 @@ SHIPPED_ROOT = "/var/www/sse-fcgi-demo"
 
 # ---------------------------------------------------------------- nginx + page
 
-def start_nginx_with_page(env):
-    """env.start_nginx(), plus one rule of the documented substitution that
-    the generic harness leaves alone: the page root moves to <dir>/www, which
-    gets a copy of examples/demo/ readable by the workers (www-data)."""
+def copy_page(env):
+    """<dir>/www: a copy of examples/demo/ readable by the workers (www-data)."""
     www = os.path.join(env.dir, "www")
     shutil.copytree(DEMO_SRC, www)
     os.chmod(www, 0o755)
     for f in os.listdir(www):
         os.chmod(os.path.join(www, f), 0o644)
+    return www
+
+
+def start_nginx_with_page(env):
+    """env.start_nginx(), plus one rule of the documented substitution that
+    the generic harness leaves alone: the page root moves to <dir>/www, which
+    gets a copy of examples/demo/."""
+    www = copy_page(env)
     env.port = free_port()
     with open(NGINX_EXAMPLE) as f:
         text = f.read()
@@ -330,6 +337,45 @@ def browser_demo(env):
         _browser_phases(env, browser, conf, retry_ms)
     finally:
         browser.close()
+
+
+@test("browser_demo[apache]")
+def browser_demo_apache(env):
+    """The same phases with the page and the streams served by
+    examples/apache/apache2.conf as shipped (page root moved like nginx's):
+    where nginx answers 502 for a backend that is down, Apache answers 503,
+    and with retry=0 it lets the next request through once sse-fcgi is back.
+    Apache notices a closed connection only when it next writes to it (one
+    to two heartbeats), and until then the dead stream holds the resource's
+    only slot (max_streams_per_resource = 1): the heartbeat here is short and
+    retry: longer than two heartbeats, so that a browser's own reconnect
+    after a cut finds the slot free, as behind nginx."""
+    retry_ms = int(3000 * SLOW)
+    conf = {"retry": retry_ms, "max_streams_per_resource": 1, "heartbeat": 1}
+    env.start_backend(conf)
+    front = Apache(env, root=copy_page(env))
+    ok = False
+    try:
+        front.start()
+        page = env.request("GET", "/")
+        eq(page.status, 200, "GET / (the demo page) through the shipped apache2.conf")
+        check((page.header("content-type") or "").startswith("text/html"),
+              "content type of the page: %r" % page.header("content-type"))
+        js = env.request("GET", "/demo.js")
+        check((js.header("content-type") or "").startswith("text/javascript"),
+              "content type of demo.js: %r" % js.header("content-type"))
+        browser = Chromium(env)
+        try:
+            _browser_phases(env, browser, conf, retry_ms)
+        finally:
+            browser.close()
+        ok = True
+    finally:
+        problems = front.stop()
+        if problems and ok:
+            fail("\n".join(problems))
+        for p in problems:
+            env.note("while stopping apache: " + p)
 
 
 def _browser_phases(env, browser, conf, retry_ms):
@@ -610,6 +656,10 @@ def _run_demo_script(env, user=None, typed=None):
         argv, cwd = ["sh", RUN_DEMO], env.dir
 
     def as_user():
+        # Ctrl-C in a terminal reaches a shell whose SIGINT is at its default; a
+        # run started in the background of a non-interactive shell inherits it
+        # ignored, and a shell cannot trap a signal ignored on entry.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if user:
             os.setgroups([])
             os.setgid(pw.pw_gid)
@@ -769,7 +819,8 @@ def browser_demo_tokens(env):
         print("    NOTE: 127.0.0.1:8080 is taken on this machine: ran `%s` with PORT=%d, "
               "not exactly as typed" % (" ".join(typed), port), flush=True)
     proc = subprocess.Popen(typed, env=e, cwd=REPO, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # as at a terminal
     out = [""]
     browser = None
     demo_dir = None
