@@ -575,6 +575,14 @@ dedup_next_deadline(const struct dedup *d)
 	return d->count > 0 ? (*slot(d, d->lo))->deadline_ms : UINT64_MAX;
 }
 
+int
+dedup_is_undelivered(const struct dedup *d, uint64_t seq)
+{
+	const struct dedup_entry *e = find(d, seq);
+
+	return e != NULL && !e->delivered;
+}
+
 size_t
 dedup_count(const struct dedup *d)
 {

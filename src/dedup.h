@@ -146,6 +146,9 @@ void dedup_cancel(struct dedup *d, void *owner);
 /* Earliest deadline among entries, or UINT64_MAX when the ledger is empty. */
 uint64_t dedup_next_deadline(const struct dedup *d);
 size_t dedup_count(const struct dedup *d);
+/* 1 when seq is in the ledger and not delivered locally yet (its delivery is still to
+ * come, by whichever path comes first), else 0. */
+int dedup_is_undelivered(const struct dedup *d, uint64_t seq);
 /* Internal steps taken so far (ring slots and hash chains visited, entries moved
  * when a table is resized). Every operation is O(1) amortized: a test holds the
  * ledger to a constant number of steps per entry. */

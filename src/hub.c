@@ -554,6 +554,15 @@ hub_meta_is_own(const struct hub *hub, const char *meta, size_t meta_len)
 	    memcmp(m.origin, hub->origin, ORIGIN_LEN) == 0;
 }
 
+int
+hub_meta_is_pending(const struct hub *hub, const char *meta, size_t meta_len)
+{
+	struct dedup_meta m;
+
+	return hub_meta_is_own(hub, meta, meta_len) &&
+	    dedup_meta_decode(meta, meta_len, &m) == 0 && dedup_is_undelivered(hub->ledger, m.seq);
+}
+
 void
 hub_on_resync(struct hub *hub, void (*fn)(void *arg), void *arg)
 {

@@ -67,6 +67,9 @@ int hub_history_read(struct hub *hub, const char *resource, size_t resource_len,
 /* 1 when meta (a meta record, e.g. from a history entry) names a publish of this very
  * process: the ledger delivered it to this process's streams already, echo or not. */
 int hub_meta_is_own(const struct hub *hub, const char *meta, size_t meta_len);
+/* 1 when meta names a publish of this process that the ledger has not delivered yet (its
+ * echo is still on its way, or its deadline to come): it will deliver it once, later. */
+int hub_meta_is_pending(const struct hub *hub, const char *meta, size_t meta_len);
 /* fn(arg) runs each time the process (re)enters multi-server mode, so that open streams
  * can catch up on what was published while the subscription was down. */
 void hub_on_resync(struct hub *hub, void (*fn)(void *arg), void *arg);

@@ -69,6 +69,10 @@ struct wait {
 	int overflow;                        /* held events passed the queue bound */
 	int catchup;                         /* after a lost subscription, not a client's id */
 	int again;                           /* the subscription was lost during the read */
+	/* W_FILTER after a catch-up: own publishes it left out while the ledger had not
+	 * delivered them yet; the ledger delivers them later, below the position. */
+	uint64_t *expect;
+	size_t nexpect;
 };
 
 struct resume {
@@ -309,6 +313,7 @@ wait_free(struct wait *w)
 	for (size_t i = 0; i < w->nheld; i++)
 		msg_unref(w->held[i].m);
 	free(w->held);
+	free(w->expect);
 	free(w);
 }
 
@@ -392,7 +397,8 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 {
 	struct history_ent *replay = NULL, *held = NULL, *out = NULL;
 	struct msg **order = NULL, **rest = NULL;
-	size_t nreplay = 0, nheld = 0, nout = 0, nrest = 0;
+	uint64_t *expect = NULL;
+	size_t nreplay = 0, nheld = 0, nout = 0, nrest = 0, nexpect = 0;
 	const char *reason = NULL;
 	uint64_t pos = w->after, head = 0;
 	char hepoch[EVENTID_EPOCH_MAX + 1] = "";
@@ -414,6 +420,23 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 		return;
 	}
 	rs->ops->hold(rs->ops_arg, stream, 0);
+	if (h == NULL && w->catchup) {
+		/* A catch-up whose read got no answer (Redis went away again, or is slow): the
+		 * stream never asked for a position, so no reset; what was held goes out as it
+		 * came, and the next resync catches up again. */
+		for (size_t i = 0; i < w->nheld && how == RESUME_LIVE; i++)
+			how = push_all(rs, stream, &w->held[i].m, 1, &pushed);
+		if (how == RESUME_LIVE && w->overflow)
+			how = RESUME_CUT;
+		log_debug("catch-up on %.*s after %llu: history not read, %zu held, %s",
+		    (int)w->resource_len, w->resource, (unsigned long long)w->after, w->nheld,
+		    how == RESUME_LIVE ? "live" : how == RESUME_CUT ? "cut" : "failed");
+		wait_free(w);
+		deadline_arm(rs);
+		if (how != RESUME_LIVE)
+			rs->ops->finish(rs->ops_arg, stream, how);
+		return;
+	}
 	if (h == NULL)
 		reason = "unavailable";
 	else if (hepoch_len == 0)
@@ -431,7 +454,9 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 	held = calloc(w->nheld + 1, sizeof(*held));
 	out = calloc((h != NULL ? h->n : 0) + w->nheld + 1, sizeof(*out));
 	rest = calloc(w->nheld + 1, sizeof(*rest));
-	if (order == NULL || replay == NULL || held == NULL || out == NULL || rest == NULL) {
+	expect = calloc(h != NULL ? h->n + 1 : 1, sizeof(*expect));
+	if (order == NULL || replay == NULL || held == NULL || out == NULL || rest == NULL ||
+	    expect == NULL) {
 		how = RESUME_FAILED;
 		goto done;
 	}
@@ -464,9 +489,14 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 
 			/* The ledger delivered this process's own publishes to the streams it had
 			 * then, echo or not (a late or lost echo, a timeout): a catch-up must not
-			 * deliver them again. */
-			if (w->catchup && hub_meta_is_own(rs->hub, it->meta, it->meta_len))
+			 * deliver them again. One whose echo is still on its way (published after
+			 * the subscription came back, its echo behind this answer) the ledger
+			 * delivers later: the filter below must let it through. */
+			if (w->catchup && hub_meta_is_own(rs->hub, it->meta, it->meta_len)) {
+				if (hub_meta_is_pending(rs->hub, it->meta, it->meta_len))
+					expect[nexpect++] = it->seq;
 				continue;
+			}
 
 			replay[nreplay].seq = it->seq;
 			replay[nreplay].m = frame(id, id_len, it->event, it->event_len, it->data, it->len);
@@ -524,11 +554,21 @@ done:
 		if (next != NULL)
 			next->catchup = 1;
 		pos_set(rs, res, rlen, ep, elen, pos, 0);
+	} else if (how == RESUME_LIVE && w->epoch_len > 0 && nreplay == 0) {
+		/* Nothing was replayed, so no copy can come twice: live at once. A filter up
+		 * to pos would drop what this stream never got (after a reset, events below
+		 * the head whose live copies come after the read's answer; own publishes
+		 * whose echo is still on its way). */
+		pos_set(rs, w->resource, w->resource_len, w->epoch, w->epoch_len, pos, 0);
+		wait_free(w);
 	} else if (how == RESUME_LIVE && w->epoch_len > 0) {
 		/* Copies of what the replay sent may still arrive live: drop them. */
 		for (size_t i = 0; i < w->nheld; i++)
 			msg_unref(w->held[i].m);
 		w->nheld = w->held_bytes = 0;
+		w->expect = expect;
+		w->nexpect = nexpect;
+		expect = NULL;
 		w->state = W_FILTER;
 		w->after = pos;
 		w->prev = rs->waits_tail;
@@ -542,6 +582,7 @@ done:
 	} else {
 		wait_free(w);
 	}
+	free(expect);
 	deadline_arm(rs);
 	if (how != RESUME_LIVE)
 		rs->ops->finish(rs->ops_arg, stream, how);
@@ -778,8 +819,15 @@ resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id, siz
 	if (w == NULL)
 		return 0;
 	if (w->state == W_FILTER) {
-		if (same && !eventid_is_new(w->after, parsed.seq))
+		if (same && !eventid_is_new(w->after, parsed.seq)) {
+			for (size_t i = 0; i < w->nexpect; i++) {
+				if (w->expect[i] == parsed.seq) {   /* left to the ledger: its delivery */
+					w->expect[i] = w->expect[--w->nexpect];
+					return 0;
+				}
+			}
 			return 1;   /* the replay sent it */
+		}
 		if (has_id) {   /* past the replay: the stream is plainly live again */
 			wait_unlink(rs, w);
 			wait_free(w);

@@ -245,7 +245,8 @@ class Relay:
     Redis's answers to every sse-fcgi publisher connection (named by its CLIENT
     SETNAME), so the publisher never gets ready while the subscriber does.
     hold_subscribers() holds everything Redis sends the subscribers from then
-    on (their PSUBSCRIBE confirmations too) until release().
+    on (their PSUBSCRIBE confirmations too) until release();
+    release_confirmations() lets the confirmations through and holds on.
     sent_to_subscribers() is what the relay has handed the subscribers so far
     (the last 64 KiB): once a payload is in it, it is in sse-fcgi's socket."""
 
@@ -300,6 +301,22 @@ class Relay:
     def holding(self):
         with self.lock:
             return self.held is not None
+
+    def release_confirmations(self):
+        """Send what was held up to its first message (the PSUBSCRIBE confirmations
+        before it), hold the rest and what follows; returns the size sent."""
+        with self.lock:
+            sock, data = self.held or (None, b"")
+            i = data.find(b"*4\r\n$8\r\npmessage\r\n")
+            i = len(data) if i < 0 else i
+            if sock is not None:
+                self.held = (sock, data[i:])
+        if sock is not None and i > 0:
+            try:
+                sock.sendall(data[:i])
+            except OSError:
+                return 0
+        return i
 
     def release(self):
         """Send what was held; returns its size."""

@@ -8,7 +8,7 @@ import signal
 import time
 
 from harness import check, eq, test
-from redis_helpers import redis_conf, wait_mode, with_world
+from redis_helpers import Relay, kill_clients, origins, redis_conf, wait_mode, with_world
 from test_redis import two_servers_up
 
 
@@ -253,3 +253,83 @@ def resume_deadline(env, w):
     env.loop.run_for(0.2)
     eq([(e.type, e.data) for e in x.events], [("reset", '{"reason":"unavailable"}'), ("message", "c")],
        "nothing replayed when the late answer came")
+
+
+def catch_up_behind_answer(env, w, flush):
+    """Server A's subscription is lost and comes back (Redis kept its data, or,
+    flushed, starts a new epoch); server B publishes "x" after A's PSUBSCRIBE ran
+    but A's subscriber socket brings it only after A's catch-up read was answered
+    (a Relay holds it). "x" was answered "redis": A's stream, open throughout, gets
+    it exactly once, after the catch-up's reset when the epoch is new, and never a
+    reset "unavailable"."""
+    rs = w.redis()
+    relay = w.add(Relay(rs.port))
+    a, b = env, w.second_env("b")
+    a.start(dict(redis_conf(relay.port), heartbeat=30), procs=1)
+    b.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    wait_mode(a, "redis", 10)
+    wait_mode(b, "redis", 10)
+    s = a.open_stream("cu")
+    publish_redis(b, "cu", "a")
+    wait_n(a, s, 1, "before the loss")
+    if flush:
+        eq(rs.cli("FLUSHALL"), "OK", "FLUSHALL")
+    relay.hold_subscribers()
+    origin = list(origins(a).values())[0]
+    eq(kill_clients(rs, "sse-fcgi:subscriber:" + origin), 1, "A's subscriber killed")
+    # A's new PSUBSCRIBE ran once its confirmations are held; x reaches A's socket later
+    a.loop.wait(lambda: relay.held_bytes().count(b"psubscribe") >= 3, 10, "A's PSUBSCRIBE confirmed")
+    publish_redis(b, "cu", "x")
+    a.loop.wait(lambda: b"pmessage" in relay.held_bytes(), 10, "x held for A")
+    check(relay.release_confirmations() > 0, "confirmations released")
+    a.wait_log(r"history: catching up 1 open streams", timeout=10)
+    a.wait_log(r"resume on cu after \d+: \d+ replayed", timeout=10)
+    relay.release()
+    publish_redis(b, "cu", "end")
+    a.loop.wait(lambda: s.events and s.events[-1].data == "end" or s.complete, 10, "the last event")
+    got = [(e.type, e.data) for e in s.events]
+    want = [("message", "a")] + ([("reset", '{"reason":"epoch"}')] if flush else []) + \
+        [("message", "x"), ("message", "end")]
+    eq(got, want, "A's stream across the loss")
+
+
+@test("redis_catch_up_behind_answer")
+@with_world
+def catch_up_behind_answer_kept(env, w):
+    catch_up_behind_answer(env, w, False)
+
+
+@test("redis_catch_up_behind_answer_new_epoch")
+@with_world
+def catch_up_behind_answer_flushed(env, w):
+    catch_up_behind_answer(env, w, True)
+
+
+@test("redis_catch_up_unanswered")
+@with_world
+def catch_up_unanswered(env, w):
+    """Server A's subscription comes back but its catch-up read is never answered
+    (a Relay swallows what Redis answers A's publisher): after
+    redis.publish_timeout_ms A's stream, which never asked to resume, goes on
+    with live events and gets no reset."""
+    rs = w.redis()
+    relay = w.add(Relay(rs.port))
+    a, b = env, w.second_env("b")
+    a.start(dict(redis_conf(relay.port, publish_timeout_ms=300, probe_interval=30), heartbeat=30),
+            procs=1)
+    b.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    wait_mode(a, "redis", 10)
+    wait_mode(b, "redis", 10)
+    s = a.open_stream("cu")
+    publish_redis(b, "cu", "a")
+    wait_n(a, s, 1, "before the loss")
+    relay.mute_publishers()
+    origin = list(origins(a).values())[0]
+    eq(kill_clients(rs, "sse-fcgi:subscriber:" + origin), 1, "A's subscriber killed")
+    a.wait_log(r"history: catching up 1 open streams", timeout=10)
+    a.wait_log(r"history of cu not read within 300 ms", timeout=10)
+    publish_redis(b, "cu", "b")
+    wait_n(a, s, 2, "live after the unanswered catch-up")
+    a.loop.run_for(0.2)
+    eq([(e.type, e.data) for e in s.events], [("message", "a"), ("message", "b")],
+       "A's stream: no reset")

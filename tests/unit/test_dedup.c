@@ -207,6 +207,30 @@ expect(struct rec *r, const char *const *want, int n)
 	expect((r), want_, (int)(sizeof(want_) / sizeof(want_[0]))); \
 } while (0)
 
+/* A catch-up leaves to the ledger exactly the own publishes it has not delivered yet:
+ * pending until its echo (or any other path) delivers it, not once delivered, not
+ * once finished, not for a seq never added. */
+static void
+undelivered_until_delivered(void **state)
+{
+	struct rec *r = *state;
+
+	add(r, 1, 1000);
+	add(r, 2, 1000);
+	assert_int_equal(dedup_is_undelivered(r->d, 1), 1);
+	assert_int_equal(dedup_is_undelivered(r->d, 2), 1);
+	assert_int_equal(dedup_is_undelivered(r->d, 3), 0);
+	assert_int_equal(dedup_is_undelivered(r->d, 0), 0);
+	assert_int_equal(dedup_echo(r->d, 1), 1);   /* delivered, EXEC not answered yet */
+	assert_int_equal(dedup_is_undelivered(r->d, 1), 0);
+	assert_int_equal(dedup_is_undelivered(r->d, 2), 1);
+	dedup_exec(r->d, 1, 1, NULL);               /* finished */
+	assert_int_equal(dedup_is_undelivered(r->d, 1), 0);
+	dedup_expire(r->d, 1000);                   /* 2 delivered by its deadline */
+	assert_int_equal(dedup_is_undelivered(r->d, 2), 0);
+	EXPECT(r, "D1", "F1:redis:owner", "D2", "F2:timeout:owner");
+}
+
 static void
 echo_then_exec(void **state)
 {
@@ -787,6 +811,7 @@ main(void)
 		cmocka_unit_test(meta_encode_rejects),
 		cmocka_unit_test(meta_decode_rejects),
 		cmocka_unit_test(meta_decode_ignores_unknown_keys),
+		cmocka_unit_test_setup_teardown(undelivered_until_delivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(echo_then_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(exec_then_echo_real, setup, teardown),
 		cmocka_unit_test_setup_teardown(exec_ok_echo_late, setup, teardown),
