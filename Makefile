@@ -6,6 +6,7 @@
 #   make test            install missing packages, unit tests, integration tests,
 #                        then the same suite again under SANITIZE=1
 #   make unit            cmocka unit tests only (honours SANITIZE=1)
+#   make fuzz            every libFuzzer target in tests/fuzz/ for FUZZ_SECONDS (60) each
 #   make install         PREFIX=/usr/local DESTDIR= (honours sysconfdir): binary, config,
 #                        man page, systemd units, examples; make uninstall removes them.
 #                        The config goes to $(sysconfdir)/sse-fcgi (/etc whatever the PREFIX:
@@ -51,7 +52,21 @@ LIB      := $(O)/libssefcgi.a
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 
-.PHONY: all unit test check integration deps install uninstall clean bench soak run valgrind deb
+# libFuzzer targets: every tests/fuzz/fuzz_NAME.c is one, built with clang against the
+# core compiled again with coverage, ASan and UBSan; its seeds are tests/fuzz/corpus/NAME/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_O       := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                -Isrc -Ifcgi $(PKG_CFLAGS) -DSSE_FCGI_VERSION='"$(VERSION)"' \
+                -DSSE_FCGI_SYSCONFDIR='"$(sysconfdir)"' -MMD -MP
+FUZZ_LIB     := $(FUZZ_O)/libssefcgi.a
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_O)/%)
+
+.PHONY: all unit test check integration deps install uninstall clean bench soak run valgrind deb \
+        fuzz fuzz-build fuzz-smoke
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB)
@@ -71,6 +86,40 @@ $(O)/tests/%: tests/unit/%.c $(LIB)
 
 # test_server injects failures into the loop calls that server, conn and out make.
 $(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set
+
+$(FUZZ_LIB): $(CORE_SRC:%.c=$(FUZZ_O)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target for FUZZ_SECONDS over its seeds; what it learns goes to build/fuzz/corpus/,
+# a crash to build/fuzz/crash-*. The seeds in the tree are only read.
+# `make fuzz FUZZ_TARGETS="fcgi_head sse"` runs a few.
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+# FUZZ_QUIET=1 keeps libFuzzer's progress lines in build/fuzz/fuzz.log unless a target fails.
+FUZZ_LOG = $(if $(FUZZ_QUIET),2>$(FUZZ_O)/fuzz.log || { tail -40 $(FUZZ_O)/fuzz.log; exit 1; })
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t; \
+	    echo "== fuzz_$$t, $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_O)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_O)/crash-$$t- \
+	        $(FUZZ_O)/corpus/$$t tests/fuzz/corpus/$$t $(FUZZ_LOG); \
+	done
+
+# The short pass `make test` runs: every target over its seeds and a few seconds more.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3 FUZZ_QUIET=1
 
 # Unit tests: every tests/unit/test_*.c is one cmocka binary.
 unit: $(TEST_BIN)
@@ -93,7 +142,7 @@ integration: $(BIN)
 
 # The README's test command: everything, then everything again sanitized.
 test check: deps
-	$(MAKE) unit integration
+	$(MAKE) unit integration fuzz-smoke
 	$(MAKE) SANITIZE=1 unit integration
 
 # The demo: installs only what the build and the demo need, builds, runs in the foreground.
@@ -193,4 +242,5 @@ deb:
 	cd $(DEB_DIR)/sse-fcgi-$(VERSION) && dpkg-buildpackage -us -uc -b
 	@ls $(DEB_DIR)/*.deb
 
--include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_BIN:%=%.d)
+-include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_BIN:%=%.d) \
+    $(CORE_SRC:%.c=$(FUZZ_O)/%.d) $(FUZZ_BIN:%=%.d)

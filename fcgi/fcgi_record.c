@@ -10,6 +10,111 @@ fcgi_head_scan_init(struct fcgi_head_scan *s)
 }
 
 /*
+ * The PARAMS stream as libfcgi reads it: the contents of the PARAMS records of one
+ * request id, concatenated, record boundaries meaning nothing.
+ */
+struct params_reader {
+	const uint8_t *buf;
+	size_t next;    /* header of the next record to look at */
+	size_t end;     /* end of the records to walk */
+	size_t pos;     /* next content byte of the current record */
+	size_t left;    /* content bytes left in the current record */
+	uint16_t id;
+};
+
+/* Makes left > 0, moving on to the next PARAMS record with content; -1 at the end. */
+static int
+params_fill(struct params_reader *r)
+{
+	while (r->left == 0) {
+		const uint8_t *h = r->buf + r->next;
+		size_t clen;
+
+		if (r->next > r->end || r->end - r->next < FCGI_REC_HEADER_LEN)
+			return -1;
+		clen = (size_t)h[4] << 8 | h[5];
+		if (h[1] == FCGI_REC_PARAMS && (uint16_t)(h[2] << 8 | h[3]) == r->id) {
+			r->pos = r->next + FCGI_REC_HEADER_LEN;
+			r->left = clen;
+		}
+		r->next += FCGI_REC_HEADER_LEN + clen + h[6];
+	}
+	return 0;
+}
+
+static int
+params_byte(struct params_reader *r)
+{
+	if (params_fill(r) != 0)
+		return -1;
+	r->left--;
+	return r->buf[r->pos++];
+}
+
+/* One name or value length: one byte, or four with the top bit set. */
+static int
+params_len(struct params_reader *r, size_t *len)
+{
+	int b = params_byte(r);
+
+	if (b < 0)
+		return -1;
+	*len = (size_t)b;
+	if (b & 0x80) {
+		*len = (size_t)(b & 0x7f);
+		for (int i = 0; i < 3; i++) {
+			if ((b = params_byte(r)) < 0)
+				return -1;
+			*len = *len << 8 | (size_t)b;
+		}
+	}
+	return 0;
+}
+
+/* Skips n bytes of the stream; with is_name, refuses '=' and NUL in them. */
+static int
+params_skip(struct params_reader *r, size_t n, int is_name)
+{
+	while (n > 0) {
+		size_t k;
+
+		if (params_fill(r) != 0)
+			return -1;
+		k = n < r->left ? n : r->left;
+		if (is_name && (memchr(r->buf + r->pos, '=', k) != NULL ||
+		    memchr(r->buf + r->pos, '\0', k) != NULL))
+			return -1;
+		r->pos += k;
+		r->left -= k;
+		n -= k;
+	}
+	return 0;
+}
+
+/*
+ * Checks, before libfcgi reads them, that the PARAMS records in buf[0 .. end) hold
+ * whole name-value pairs and nothing else. libfcgi would refuse a pair cut short (and
+ * fcgi <= 2.4.4 overflowed on huge lengths: CVE-2025-23016); here no length can exceed
+ * the bytes actually present. libfcgi keeps a pair as the C string "name=value", so a
+ * name holding '=' or NUL would read back as another name: refused too. One pass over
+ * the stream, once per request.
+ */
+static int
+params_check(const uint8_t *buf, size_t end, uint16_t id)
+{
+	struct params_reader r = { buf, 0, end, 0, 0, id };
+	size_t nlen, vlen;
+
+	for (;;) {
+		if (params_fill(&r) != 0)
+			return 0;   /* the stream ends between two pairs */
+		if (params_len(&r, &nlen) != 0 || params_len(&r, &vlen) != 0 ||
+		    params_skip(&r, nlen, 1) != 0 || params_skip(&r, vlen, 0) != 0)
+			return -1;
+	}
+}
+
+/*
  * Records are only acted on once complete (header + content + padding), so a request
  * trickling in one byte at a time is simply re-walked from s->off on the next call.
  *
@@ -47,7 +152,12 @@ fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_s
 		}
 		switch (type) {
 		case FCGI_REC_BEGIN_REQUEST:
-			if (s->have_begin || clen < 8) {
+			/* libfcgi refuses any other body length, and we play no other role.
+			 * libfcgi also never skips this record's padding (it resets its
+			 * reader for PARAMS first) and would read the padding as the next
+			 * header: padding here is refused. */
+			if (s->have_begin || clen != 8 || plen != 0 || h[8] != 0 ||
+			    h[9] != FCGI_REC_ROLE_RESPONDER) {
 				rc = -1;
 				break;
 			}
@@ -59,10 +169,18 @@ fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_s
 			rc = -1;
 			break;
 		case FCGI_REC_PARAMS:
-			if (!s->have_begin || s->params_done)
+			if (!s->have_begin || s->params_done) {
 				rc = -1;
-			else if (clen == 0)
-				s->params_done = 1;
+			} else if (clen == 0) {
+				/* every PARAMS record of the request is kept in buf[0 .. w)
+				 * now. libfcgi resets its reader for STDIN before it would
+				 * skip this record's padding, and reads the padding as a
+				 * header: refused */
+				if (plen != 0 || params_check(buf, w, s->id) != 0)
+					rc = -1;
+				else
+					s->params_done = 1;
+			}
 			break;
 		case FCGI_REC_STDIN:
 			if (!s->params_done || s->stdin_done) {

@@ -31,6 +31,9 @@ enum fcgi_rec_type {
 	FCGI_REC_GET_VALUES = 9,
 };
 
+/* The one FastCGI role sse-fcgi plays (the low byte of BEGIN_REQUEST's role). */
+#define FCGI_REC_ROLE_RESPONDER 1
+
 /* State of one request head being received; zero it (fcgi_head_scan_init) per connection. */
 struct fcgi_head_scan {
 	size_t off;          /* bytes of buf already walked */
@@ -56,6 +59,12 @@ void fcgi_head_scan_init(struct fcgi_head_scan *s);
  * the body has been drained, never buffering more than max_stdin of it.
  * Returns 0 once the whole request is in buf (buf[0 .. *len) is then exactly what libfcgi
  * must parse), -2 to wait for more bytes, -1 on a protocol error or an abort.
+ *
+ * Everything libfcgi will read is checked first, so that a request passed here is one
+ * libfcgi accepts and reads as we do: BEGIN_REQUEST with an 8-byte body, no padding
+ * and the RESPONDER role, PARAMS holding whole name-value pairs (each length within the
+ * bytes present; names without '=' or NUL) ended by an empty record without padding,
+ * then STDIN. Anything else is -1.
  */
 int fcgi_head_scan(struct fcgi_head_scan *s, uint8_t *buf, size_t *len, size_t max_stdin);
 

@@ -68,6 +68,14 @@ fcgi_request_parse(struct fcgi_request *req, const uint8_t *raw, size_t len)
 	r.ipcFd = fd;
 	r.keepConnection = 1;
 	if (FCGX_Accept_r(&r) != 0) {
+		/*
+		 * A request libfcgi refuses, it closes itself (FCGX_Free(r, 1) before it
+		 * would accept the next one) and leaves ipcFd at -1. Closing fd again could
+		 * close whatever took the number meanwhile (a resolver thread's socket), so
+		 * it is closed here only when libfcgi did not.
+		 */
+		if (r.ipcFd != fd)
+			fd = -1;
 		errno = EPROTO;
 		goto fail;
 	}

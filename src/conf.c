@@ -24,6 +24,9 @@
 #define STR_MAX         4096            /* longest string value */
 #define ROUTE_MAX       256             /* longest prefix or path */
 #define SECT_MAX        8               /* brace nesting tracked by the scanner */
+/* SSE_CHANNEL_NS of redis.h (the lower module cannot include the upper one; a unit
+ * test holds the two equal) */
+#define RESERVED_CHANNEL_NS "__sse-fcgi__:"
 
 #ifdef __linux__
 #define DEFAULT_EVENT_LOOP "epoll"
@@ -207,6 +210,11 @@ load_error(struct load *ld, int line, const char *label, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ld->err + n, ld->errlen - n, fmt, ap);
 	va_end(ap);
+	/* one line whatever the file held: a quoted "key" can span lines, and
+	 * libconfuse quotes such text back in its own messages */
+	for (char *p = ld->err; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 /* A bad value, quoted back on one line: cut, control characters as '?'. */
@@ -701,6 +709,10 @@ str_problem(const struct key *k, const char *v)
 			return "must be visible ASCII without spaces, at most 256 bytes";
 		if (strpbrk(v, "*?[]\\") != NULL)
 			return "must not contain * ? [ ] or \\ (it is used as a PSUBSCRIBE pattern)";
+		/* every payload channel would then look like one of sse-fcgi's own, which
+		 * the subscriber never delivers: the process would publish into a void */
+		if (strncmp(v, RESERVED_CHANNEL_NS, strlen(RESERVED_CHANNEL_NS)) == 0)
+			return "must not start with \"" RESERVED_CHANNEL_NS "\" (sse-fcgi's own channels)";
 		break;
 	case SR_JWT_SECRET:
 		if (n < 32)

@@ -50,7 +50,8 @@ struct conf_redis {
 	char *password;           /* NULL = no AUTH */
 	int db;                   /* 0; accepted and checked, pub/sub ignores it */
 	char *socket;             /* unix socket path instead of host:port, NULL */
-	char *channel_prefix;     /* "sse:"; no glob characters (PSUBSCRIBE prefix*) */
+	char *channel_prefix;     /* "sse:"; no glob characters (PSUBSCRIBE prefix*),
+	                           * not inside "__sse-fcgi__:" (sse-fcgi's own channels) */
 	int connect_timeout_ms;   /* 2000 */
 	int publish_timeout_ms;   /* 1000: a publish is answered within this */
 	int reconnect_min_ms;     /* 100: first reconnect delay, doubled up to max */
@@ -121,6 +122,7 @@ void conf_release(struct conf *c);
  *   ranges as listed on struct conf; event_loop and log_level names;
  *   subscribe_prefix/publish_prefix: '/'...'/', no '?', '#', '%', space;
  *   stats_path: starts with '/', same characters;
+ *   redis.channel_prefix: no glob characters, not starting with "__sse-fcgi__:";
  *   publish_token: unset, or 16..4096 bytes of visible ASCII;
  *   set strings are never empty (comment the line out to unset a key);
  *   redis.host and redis.socket not both; reconnect_min_ms <= reconnect_max_ms;

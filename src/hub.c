@@ -27,6 +27,27 @@
  * The kept record lives as long as the subscriber connection that brought it
  * (reset by on_sub_lost() only): the publisher connection coming and going in
  * between changes nothing on the subscriber's byte stream.
+ *
+ * Order across a mode change (SPEC: publishes sent one after another's reply
+ * reach every stream in that order). The subscription can be confirmed while
+ * we are not up (the publisher is still connecting, or was lost alone), so
+ * other processes' publishes keep arriving on it while ours are delivered
+ * locally at once. A publish P answered "redis" elsewhere is in our subscriber
+ * socket before its publisher hears that answer, hence before any publish sent
+ * after that answer can reach us; but the loop may serve the FastCGI request
+ * first (select serves the lowest descriptor, the listen socket, first). The
+ * same holds one step earlier: Redis counts us as subscribed once it has run
+ * our PSUBSCRIBE, and queues messages right behind confirmations we have not
+ * read yet. So every delivery that does not come from the subscriber itself
+ * (a local publish, a publish that failed or timed out) first takes in what
+ * the subscriber socket already holds: sub_catch_up(). A local publish then
+ * looks again whether we are up (the confirmations may have made us so).
+ * That is not all: Redis writes a message to each subscriber in turn, and
+ * under load the other process may hear its echo, answer, and the next
+ * publish reach us before Redis's write to us has. So a publish while we are
+ * subscribed but not up waits in the ledger for a barrier on the subscriber
+ * (redis_sub_barrier(): Redis answers it behind everything it queued for us)
+ * and is delivered, answered "local", when that comes back.
  */
 #include "hub.h"
 
@@ -157,12 +178,23 @@ arm_deadline(struct hub *hub)
 	ev_timer_start(hub->loop, &hub->deadline, next > now ? next - now : 0);
 }
 
+/* Deliver what the subscriber already received before a local delivery (see
+ * "Order across a mode change" above). Not from the ledger's callbacks: what it
+ * reads goes to the ledger (echoes, a lost subscription). */
+static void
+sub_catch_up(struct hub *hub)
+{
+	if (hub->redis != NULL && !hub->freeing)
+		redis_sub_drain(hub->redis);
+}
+
 static void
 on_deadline(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct hub *hub = arg;
 
 	(void)t;
+	sub_catch_up(hub);
 	dedup_expire(hub->ledger, ev_now_ms(loop));
 	arm_deadline(hub);
 }
@@ -175,9 +207,15 @@ ledger_deliver(void *arg, const struct dedup_entry *e)
 	struct hub *hub = arg;
 
 	/* Only an echo carries the id Redis gave it; the other paths deliver without one
-	 * (the browser's last id then stays where it was). */
+	 * (the browser's last id then stays where it was). And only to its own entry:
+	 * dedup_echo() first delivers older entries that never came back (a publish
+	 * that waited for a subscriber barrier, one this subscription skipped), and
+	 * the echo's id on one of them would make the stream drop the echo itself as
+	 * an id it already has. */
+	int own = hub->echo_id != NULL && e->seq == hub->meta_seq;
+
 	return deliver_id(hub, e->resource, e->resource_len, e->event, e->event_len,
-	    e->data, e->len, hub->echo_id, hub->echo_id_len);
+	    e->data, e->len, own ? hub->echo_id : NULL, own ? hub->echo_id_len : 0);
 }
 
 static void
@@ -200,7 +238,12 @@ ledger_finish(void *arg, struct dedup_entry *e, enum dedup_outcome how, const ch
 		res.fallback = 1;
 		res.reason = json_safe(hub, "%s%s", err[0] ? err : "Redis error", "");
 		hub->fallbacks++;
-		log_warn("Failed to publish to Redis, falling back to local: %s", res.reason);
+		/* A publish that waited for a subscriber barrier because we were not
+		 * up is logged as any other publish while down: at debug level. */
+		if (strncmp(err, "Redis unavailable", 17) == 0)
+			log_debug("Failed to publish to Redis, falling back to local: %s", res.reason);
+		else
+			log_warn("Failed to publish to Redis, falling back to local: %s", res.reason);
 		break;
 	case DEDUP_TIMEOUT:
 		res.mode = "local";
@@ -316,6 +359,8 @@ on_published(void *arg, uint64_t token, int ok, const char *reason)
 {
 	struct hub *hub = arg;
 
+	if (!ok)
+		sub_catch_up(hub);   /* token is delivered locally now */
 	dedup_exec(hub->ledger, token, ok, reason);
 	arm_deadline(hub);
 }
@@ -414,6 +459,27 @@ hub_publish(struct hub *hub, const char *resource, size_t resource_len,
 	if (hub->redis == NULL) {
 		res.delivered = deliver_now(hub, resource, resource_len, event, event_len, data, len);
 		done(arg, &res);
+		return 0;
+	}
+	if (!redis_is_up(hub->redis))
+		sub_catch_up(hub);   /* may find us up, or lose the subscription */
+	if (!redis_is_up(hub->redis) && redis_sub_is_ready(hub->redis)) {
+		/* Subscribed but not up: what the socket held is not all Redis sent us
+		 * (its write to us may lag its answer to the other process). Wait for
+		 * a barrier on the subscriber; the ledger delivers this publish when it
+		 * comes back (on_published, !ok: answered "local"), at the deadline,
+		 * or when the subscription is lost. */
+		seq = hub->seq + 1;
+		if (dedup_add(hub->ledger, seq, ev_now_ms(hub->loop) +
+		    (uint64_t)hub->conf->redis.publish_timeout_ms, resource, resource_len, event,
+		    event_len, data, len, (void (*)(void))done, arg) == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		hub->seq = seq;
+		if (redis_sub_barrier(hub->redis, seq) == -1)
+			dedup_exec(hub->ledger, seq, 0, "Redis unavailable: out of memory");
+		arm_deadline(hub);
 		return 0;
 	}
 	if (!redis_is_up(hub->redis)) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <hiredis/async.h>
@@ -62,6 +63,9 @@ struct redis {
 	int probe_acked;              /* Redis answered the probe's PUBLISH */
 	int up;
 	int freeing;
+	/* Tokens of redis_sub_barrier() whose confirmation has not come back, oldest
+	 * first (each a re-PSUBSCRIBE of the probe pattern, answered in order). */
+	struct barrier *barrier_head, **barrier_tail;
 	unsigned long reconnects;
 	unsigned long probe_failures;
 	uint64_t rnd;
@@ -91,7 +95,14 @@ struct ticket {
 	uint64_t token;
 };
 
+struct barrier {
+	uint64_t token;
+	struct barrier *next;
+};
+
 static void conn_fail(struct conn *c, const char *reason);
+static void on_sub(redisAsyncContext *ac, void *reply, void *priv);
+static void barriers_fail(struct redis *r);
 static void conn_connect(struct conn *c);
 static void resolve_poll(struct conn *c);
 
@@ -128,6 +139,12 @@ int
 redis_is_up(const struct redis *r)
 {
 	return r->sub.state == CONN_READY && r->pub.state == CONN_READY;
+}
+
+int
+redis_sub_is_ready(const struct redis *r)
+{
+	return r->sub.state == CONN_READY;
 }
 
 const char *
@@ -172,6 +189,64 @@ on_io(struct ev_loop *loop, int fd, int events, void *arg)
 		return;
 	if (events & EV_WRITE)
 		redisAsyncHandleWrite(ac);
+}
+
+/* At most this many reads per redis_sub_drain() (hiredis reads 16 KiB at a time):
+ * the backlog of a live subscriber is small; a flood is left to the loop. */
+#define DRAIN_READS_MAX 64
+
+void
+redis_sub_drain(struct redis *r)
+{
+	struct conn *c = &r->sub;
+	int i;
+
+	for (i = 0; i < DRAIN_READS_MAX; i++) {
+		redisAsyncContext *ac = c->ac;
+		char b;
+
+		/* A confirmed subscription, or one whose TCP connect is done (its
+		 * confirmations may be waiting, and Redis queues messages right
+		 * behind them); a connect still in progress is left to the loop.
+		 * Never from inside one of its own callbacks. Peek first: nothing
+		 * waiting, nothing to do (an EOF is also left to the loop). */
+		if (r->freeing || ac == NULL || c->fd < 0 || (ac->c.flags & REDIS_IN_CALLBACK) ||
+		    !(c->state == CONN_READY ||
+		      (c->state == CONN_CONNECTING && (ac->c.flags & REDIS_CONNECTED))) ||
+		    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+			return;
+		redisAsyncHandleRead(ac);
+	}
+}
+
+int
+redis_sub_barrier(struct redis *r, uint64_t token)
+{
+	struct conn *c = &r->sub;
+	struct barrier *b;
+	const char *argv[2] = { "PSUBSCRIBE", r->patterns[2] };
+	size_t argvlen[2] = { 10, strlen(r->patterns[2]) };
+
+	if (c->state != CONN_READY || c->ac == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	b = malloc(sizeof(*b));
+	if (b == NULL)
+		return -1;
+	/* hiredis 0.14.1 files a PSUBSCRIBE's callback under its pattern: the same
+	 * callback and argument as the first time (on_sub, c). A PING would not do:
+	 * its reply on a subscribed connection never reaches its callback. */
+	if (redisAsyncCommandArgv(c->ac, on_sub, c, 2, argv, argvlen) != REDIS_OK) {
+		free(b);
+		errno = ENOMEM;
+		return -1;
+	}
+	b->token = token;
+	b->next = NULL;
+	*r->barrier_tail = b;
+	r->barrier_tail = &b->next;
+	return 0;
 }
 
 static void
@@ -301,6 +376,8 @@ conn_down(struct conn *c, enum conn_state next, const char *reason)
 		return;
 	if (c->is_sub && was_ready)
 		r->h->on_sub_lost(r->arg);
+	if (c->is_sub)
+		barriers_fail(r);
 	if (was_up)
 		r->h->on_mode(r->arg, 0);
 }
@@ -531,6 +608,43 @@ on_probe_back(struct redis *r, const char *msg, size_t len)
 	}
 }
 
+/* The oldest barrier came back: every message Redis queued for us before it
+ * has been handed up. */
+static void
+barrier_back(struct redis *r)
+{
+	struct barrier *b = r->barrier_head;
+	char why[300];
+
+	if (b == NULL)
+		return;
+	r->barrier_head = b->next;
+	if (r->barrier_head == NULL)
+		r->barrier_tail = &r->barrier_head;
+	snprintf(why, sizeof(why), "Redis unavailable: %s", redis_is_up(r) ?
+	    "publisher not ready" : redis_down_reason(r));
+	r->h->on_published(r->arg, b->token, 0, why);
+	free(b);
+}
+
+/* The subscription that carried them is gone: no barrier will come back. */
+static void
+barriers_fail(struct redis *r)
+{
+	while (r->barrier_head != NULL) {
+		struct barrier *b = r->barrier_head;
+		char why[300];
+
+		r->barrier_head = b->next;
+		if (r->barrier_head == NULL)
+			r->barrier_tail = &r->barrier_head;
+		snprintf(why, sizeof(why), "Redis unavailable: %s", redis_down_reason(r));
+		if (!r->freeing)
+			r->h->on_published(r->arg, b->token, 0, why);
+		free(b);
+	}
+}
+
 /* Every reply on the subscriber after AUTH: the PSUBSCRIBE confirmations, then
  * pmessages, then NULL when the context goes away (ignored: the disconnect
  * callback says it). */
@@ -546,7 +660,10 @@ on_sub(redisAsyncContext *ac, void *reply, void *priv)
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
 		return;
 	if (reply_is(rep->element[0], "psubscribe")) {
-		if (++c->confirmed == NPATTERNS && c->state == CONN_CONNECTING)
+		if (c->state == CONN_READY && rep->element[1]->type == REDIS_REPLY_STRING &&
+		    bytes_eq(rep->element[1]->str, (size_t)rep->element[1]->len, r->patterns[2]))
+			barrier_back(r);
+		else if (++c->confirmed == NPATTERNS && c->state == CONN_CONNECTING)
 			conn_ready(c);
 		return;
 	}
@@ -963,7 +1080,11 @@ fail:
 void
 redis_reset_publisher(struct redis *r, const char *reason)
 {
-	conn_fail(&r->pub, reason);
+	/* Only a ready publisher that stopped answering: one still connecting has
+	 * its own connect timeout, and a publish that waited for a subscriber
+	 * barrier (redis_sub_barrier()) times out without the publisher in it. */
+	if (r->pub.state == CONN_READY)
+		conn_fail(&r->pub, reason);
 }
 
 /* ---- life cycle ---- */
@@ -1004,6 +1125,7 @@ redis_new(struct ev_loop *loop, const struct conf_redis *conf, const char *origi
 	if (r == NULL)
 		return NULL;
 	r->loop = loop;
+	r->barrier_tail = &r->barrier_head;
 	r->conf = conf;
 	r->h = h;
 	r->arg = arg;
@@ -1064,6 +1186,7 @@ redis_free(struct redis *r)
 			redisAsyncFree(ac);   /* NULL replies free the tickets */
 	}
 	lookup_abandon(r);
+	barriers_fail(r);   /* freeing: frees them without calling the handler */
 	for (i = 0; i < NPATTERNS; i++)
 		free(r->patterns[i]);
 	free(r);

@@ -87,6 +87,8 @@ struct redis *redis_new(struct ev_loop *loop, const struct conf_redis *conf,
 void redis_free(struct redis *r);
 
 int redis_is_up(const struct redis *r);
+/* The subscription is confirmed (whether or not the publisher is ready). */
+int redis_sub_is_ready(const struct redis *r);
 /* Why we are not up (last failure), "" when up. Static until the next call. */
 const char *redis_down_reason(const struct redis *r);
 
@@ -96,6 +98,25 @@ const char *redis_down_reason(const struct redis *r);
  * nothing was sent and on_published will not be called. */
 int redis_publish(struct redis *r, const char *resource, size_t resource_len,
     const char *meta, size_t meta_len, const char *data, size_t len, uint64_t token);
+
+/* Read, now, what the confirmed subscription has already received (its socket
+ * holds it but the loop has not served that descriptor yet) and hand it to the
+ * handler, before the caller delivers something locally that must come after
+ * it (the subscription's confirmations included: we may be up afterwards).
+ * Does nothing while the subscriber's TCP connect is in progress or nothing
+ * waits. May end in on_sub_lost() or on_mode(); not from inside a handler
+ * called by the subscriber. */
+void redis_sub_drain(struct redis *r);
+
+/* The subscription is confirmed but we are not up (the publisher is not ready):
+ * a publish delivered locally now could overtake another process's publish that
+ * Redis has already sent us but that is still on its way. Ask the subscriber
+ * connection for a barrier instead: Redis answers it in order behind every
+ * message it queued for us before. on_published(token, 0, "Redis unavailable:
+ * ...") is then called exactly once: when the barrier comes back (all such
+ * messages handed up), or when the subscription is lost. -1 (ENOTCONN: the
+ * subscription is not confirmed; ENOMEM): on_published will not be called. */
+int redis_sub_barrier(struct redis *r, uint64_t token);
 
 /*
  * History (SPEC "Event ids and resume"), in Redis beside the channels:
@@ -146,7 +167,8 @@ int redis_history_read(struct redis *r, const char *resource, size_t resource_le
     const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
     redis_history_fn *fn, void *arg, uint64_t token);
 
-/* The publisher looks stuck (a publish got no answer in time): rebuild it. */
+/* The publisher looks stuck (a publish got no answer in time): rebuild it, if
+ * it is ready (one still connecting is left to its connect timeout). */
 void redis_reset_publisher(struct redis *r, const char *reason);
 
 /* Connection attempts after the first one, both connections together. */

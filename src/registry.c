@@ -1,15 +1,22 @@
-/* registry — see registry.h. Chained hash table keyed by resource name (FNV-1a). */
+/*
+ * registry — see registry.h. Chained hash table keyed by resource name. Names come from
+ * unauthenticated requests, so the hash is SipHash under a random key of each table's
+ * own: with an unkeyed hash (it was FNV-1a) anyone could compute names that share one
+ * bucket and make every lookup walk them all.
+ */
 #include "registry.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "siphash.h"
+
 struct resource {
 	struct resource *hnext;
 	struct registry_node *head;
 	size_t streams;
-	uint32_t hash;
+	uint64_t hash;
 	uint32_t len;
 	char name[];
 };
@@ -19,18 +26,13 @@ struct registry {
 	size_t mask;        /* table size - 1, size a power of two */
 	size_t resources;
 	size_t streams;
+	uint8_t key[SIPHASH_KEY_LEN];
 };
 
-static uint32_t
-hash_name(const char *s, size_t len)
+static uint64_t
+hash_name(const struct registry *reg, const char *s, size_t len)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (uint8_t)s[i];
-		h *= 16777619u;
-	}
-	return h;
+	return siphash_compute(reg->key, s, len);
 }
 
 struct registry *
@@ -41,6 +43,7 @@ registry_new(void)
 	if (reg == NULL)
 		return NULL;
 	reg->mask = 63;
+	siphash_key_random(reg->key);
 	reg->table = calloc(reg->mask + 1, sizeof(*reg->table));
 	if (reg->table == NULL) {
 		free(reg);
@@ -69,7 +72,7 @@ registry_free(struct registry *reg)
 struct resource *
 registry_find(const struct registry *reg, const char *name, size_t len)
 {
-	uint32_t h = hash_name(name, len);
+	uint64_t h = hash_name(reg, name, len);
 	struct resource *r = reg->table[h & reg->mask];
 
 	for (; r != NULL; r = r->hnext)
@@ -112,7 +115,7 @@ registry_add(struct registry *reg, struct registry_node *n, const char *name, si
 			errno = ENOMEM;
 			return -1;
 		}
-		r->hash = hash_name(name, len);
+		r->hash = hash_name(reg, name, len);
 		r->len = (uint32_t)len;
 		memcpy(r->name, name, len);
 		r->name[len] = '\0';
@@ -187,4 +190,20 @@ size_t
 registry_resources(const struct registry *reg)
 {
 	return reg->resources;
+}
+
+size_t
+registry_longest_chain(const struct registry *reg)
+{
+	size_t longest = 0;
+
+	for (size_t i = 0; i <= reg->mask; i++) {
+		size_t n = 0;
+
+		for (const struct resource *r = reg->table[i]; r != NULL; r = r->hnext)
+			n++;
+		if (n > longest)
+			longest = n;
+	}
+	return longest;
 }

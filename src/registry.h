@@ -39,5 +39,7 @@ const char *registry_node_name(const struct registry_node *n);
 
 size_t registry_streams(const struct registry *reg);    /* streams registered */
 size_t registry_resources(const struct registry *reg);  /* resources with >= 1 stream */
+/* Most resources sharing one bucket: a health figure of the table (walks it all). */
+size_t registry_longest_chain(const struct registry *reg);
 
 #endif

@@ -8,7 +8,8 @@
 #   sh tests/deps.sh        everything (build, demo, tests; chromium for the browser test;
 #                           apache2 and caddy for their fronts; php-cli, php-redis,
 #                           python3-redis, python3-jwt for the publisher helpers;
-#                           debhelper and lintian for the Debian package)
+#                           debhelper and lintian for the Debian package;
+#                           clang and libclang-rt-14-dev, which holds libFuzzer, for tests/fuzz/)
 #   sh tests/deps.sh run    only what the build and the demo need (examples/run-demo.sh)
 #   sh tests/deps.sh bench  everything, plus Nchan and gnuplot for `make bench`
 #                           (and linux-perf for profiling by hand, where the kernel has it)
@@ -21,7 +22,7 @@ OPTIONAL=""
 if [ "${1:-}" != run ]; then
 	PKGS="$PKGS libcmocka-dev redis-server redis-tools lighttpd python3 procps util-linux valgrind
 chromium systemd man-db openssl python3-jwt python3-cryptography iproute2 apache2 caddy
-php-cli php-redis python3-redis debhelper lintian dpkg-dev"
+php-cli php-redis python3-redis debhelper lintian dpkg-dev clang libclang-rt-14-dev"
 fi
 if [ "${1:-}" = soak ]; then
 	PKGS="$PKGS gnuplot-nox"

@@ -241,7 +241,13 @@ class Relay:
     deaf, its TCP connection stays up); later connections are relayed normally.
     split_after_meta() makes the next sse-fcgi meta record that Redis sends a
     subscriber arrive alone: the bytes after it (its payload) are held until
-    release(), so a test can act between the two."""
+    release(), so a test can act between the two. mute_publishers() swallows
+    Redis's answers to every sse-fcgi publisher connection (named by its CLIENT
+    SETNAME), so the publisher never gets ready while the subscriber does.
+    hold_subscribers() holds everything Redis sends the subscribers from then
+    on (their PSUBSCRIBE confirmations too) until release().
+    sent_to_subscribers() is what the relay has handed the subscribers so far
+    (the last 64 KiB): once a payload is in it, it is in sse-fcgi's socket."""
 
     def __init__(self, target_port):
         self.target = target_port
@@ -257,6 +263,10 @@ class Relay:
         self.dropped = 0     # bytes swallowed
         self.split = False   # hold what follows the next meta record
         self.held = None     # (subscriber socket, bytes held) once split
+        self.publishers = set()
+        self.mute = False    # swallow what Redis answers the publishers
+        self.hold_all = False
+        self.to_subs = bytearray()
         self.lock = threading.Lock()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -271,6 +281,22 @@ class Relay:
         with self.lock:
             self.split, self.held = True, None
 
+    def mute_publishers(self):
+        with self.lock:
+            self.mute = True
+
+    def hold_subscribers(self):
+        with self.lock:
+            self.hold_all, self.held = True, None
+
+    def held_bytes(self):
+        with self.lock:
+            return self.held[1] if self.held else b""
+
+    def sent_to_subscribers(self):
+        with self.lock:
+            return bytes(self.to_subs)
+
     def holding(self):
         with self.lock:
             return self.held is not None
@@ -279,7 +305,7 @@ class Relay:
         """Send what was held; returns its size."""
         with self.lock:
             sock, data = self.held or (None, b"")
-            self.held, self.split = None, False
+            self.held, self.split, self.hold_all = None, False, False
         if sock is not None and data:
             try:
                 sock.sendall(data)
@@ -307,11 +333,13 @@ class Relay:
         p = self.pairs.pop(s, None)
         self.client.discard(s)
         self.subscribers.discard(s)
+        self.publishers.discard(s)
         s.close()
         if p is not None:
             self.pairs.pop(p, None)
             self.client.discard(p)
             self.subscribers.discard(p)
+            self.publishers.discard(p)
             p.close()
 
     def _run(self):
@@ -342,8 +370,14 @@ class Relay:
                 with self.lock:
                     if s in self.client and b"PSUBSCRIBE" in data.upper():
                         self.subscribers.add(s)
-                    if s not in self.client and peer in self.deaf:
+                    if s in self.client and b"sse-fcgi:publisher:" in data:
+                        self.publishers.add(s)
+                    if s not in self.client and (peer in self.deaf or (self.mute and peer in self.publishers)):
                         self.dropped += len(data)
+                        continue
+                    if s not in self.client and peer in self.subscribers and self.hold_all:
+                        held = self.held[1] if self.held else b""
+                        self.held = (peer, held + data)
                         continue
                     if s not in self.client and peer in self.subscribers and self.split:
                         data = self._split(peer, data)
@@ -353,6 +387,11 @@ class Relay:
                     peer.sendall(data)
                 except OSError:
                     self._close(s)
+                    continue
+                if s not in self.client and peer in self.subscribers:
+                    with self.lock:   # recorded once it is in sse-fcgi's socket
+                        self.to_subs += data
+                        del self.to_subs[:-65536]
         for s in list(self.pairs):
             s.close()
 

@@ -52,6 +52,9 @@ def config_check(env):
     _conf_error(env, "type.conf", head + 'max_streams = "lots"\n', "max_streams", 3)
     _conf_error(env, "range.conf", 'log_level = "info"\n\nheartbeat = 0\n', "heartbeat", 3)
     _conf_error(env, "token.conf", head + '\npublish_token = ""\n', "publish_token", 4)
+    # a channel_prefix inside sse-fcgi's own namespace would drop every payload
+    _conf_error(env, "reserved.conf", head + 'redis {\n  channel_prefix = "__sse-fcgi__:sse:"\n}\n',
+                "redis.channel_prefix", 4)
     # a named file that is missing is an error naming it
     missing = os.path.join(env.dir, "missing.conf")
     p = run_binary(["-t", "-c", missing], env.san_dir)

@@ -656,6 +656,10 @@ def _run_demo_script(env, user=None, typed=None):
         argv, cwd = ["sh", RUN_DEMO], env.dir
 
     def as_user():
+        # Ctrl-C in a terminal reaches a shell whose SIGINT is at its default; a
+        # run started in the background of a non-interactive shell inherits it
+        # ignored, and a shell cannot trap a signal ignored on entry.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if user:
             os.setgroups([])
             os.setgid(pw.pw_gid)
@@ -815,7 +819,8 @@ def browser_demo_tokens(env):
         print("    NOTE: 127.0.0.1:8080 is taken on this machine: ran `%s` with PORT=%d, "
               "not exactly as typed" % (" ".join(typed), port), flush=True)
     proc = subprocess.Popen(typed, env=e, cwd=REPO, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # as at a terminal
     out = [""]
     browser = None
     demo_dir = None

@@ -1,7 +1,10 @@
 """Refused requests: bad input, authentication, limits.  After each group the
 open streams must have received nothing extra."""
 
-from harness import check, eq, test
+import struct
+
+from harness import (FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_STDIN, check, eq, fcgi_nv,
+                     fcgi_params, fcgi_record, pid_alive, test)
 from test_basics import barrier
 
 
@@ -109,3 +112,58 @@ def limit_total(env):
     eq(env.stats().get("streams"), 5, "stats streams at the ceiling")
     barrier(env, "r0", held[0::2])
     barrier(env, "r1", held[1::2])
+
+
+def _fcgi_head(begin=None, params=None, begin_pad=0, end_pad=0):
+    """A raw FastCGI request for GET /sse/watch, with one part replaced."""
+    if begin is None:
+        begin = struct.pack(">HB5x", 1, 0)
+    if params is None:
+        params = fcgi_params("GET", "/sse/watch")
+
+    def rec(rtype, content, pad):
+        return struct.pack(">BBHHBB", 1, rtype, 1, len(content), pad, 0) + content + b"\0" * pad
+    return (rec(FCGI_BEGIN_REQUEST, begin, begin_pad) + fcgi_record(FCGI_PARAMS, params)
+            + rec(FCGI_PARAMS, b"", end_pad) + fcgi_record(FCGI_STDIN, b""))
+
+
+# What a FastCGI peer may send that libfcgi must never be handed: it refuses these
+# (and closes the file it reads from itself), misreads them, or, for lengths adding up
+# past INT_MAX (CVE-2025-23016's shape), aborts the whole process in Debian 12's build.
+BAD_FCGI_HEADS = [
+    ("BEGIN_REQUEST body of 16 bytes", _fcgi_head(begin=struct.pack(">HB13x", 1, 0))),
+    ("unknown role", _fcgi_head(begin=struct.pack(">HB5x", 7, 0))),
+    ("AUTHORIZER role", _fcgi_head(begin=struct.pack(">HB5x", 2, 0))),
+    ("padded BEGIN_REQUEST", _fcgi_head(begin_pad=8)),
+    ("padded end of PARAMS", _fcgi_head(end_pad=8)),
+    ("value cut short", _fcgi_head(params=fcgi_params("GET", "/sse/watch")[:-3])),
+    ("4-byte length cut", _fcgi_head(params=fcgi_params("GET", "/sse/watch") + b"\x8b\x00")),
+    ("lengths past INT_MAX", _fcgi_head(params=fcgi_nv("REQUEST_METHOD", "GET")
+                                       + b"\xff\xff\xff\xff\xc0\x00\x00\x00" + b"A" * 64)),
+    ("name holding '='", _fcgi_head(params=fcgi_nv("REQUEST_METHOD=GET", "x")
+                                    + fcgi_params("GET", "/sse/watch"))),
+]
+
+
+@test("bad_fcgi_heads")
+def bad_fcgi_heads(env):
+    """Each malformed request head straight on the FastCGI socket: that peer is closed
+    without an answer, the streams already open get nothing extra, the process lives on
+    (and under SANITIZE=1 says nothing)."""
+    env.start({"heartbeat": 30})
+    watch = [env.open_stream("watch") for _ in range(2)]
+    pid = env.pid
+    for name, raw in BAD_FCGI_HEADS:
+        ex = env.fcgi("GET", "/sse/watch", raw=raw, timeout=5)
+        check(ex.complete and ex.eof, "%s: connection not closed" % name)
+        check(ex.status is None and not ex.clean_end,
+              "%s: answered %s instead of being closed" % (name, ex.status))
+        check(pid_alive(pid), "%s: the backend died" % name)
+    eq(env.stats().get("streams"), 2, "streams after the malformed heads")
+    barrier(env, "watch", watch)
+    log = env.log_text()
+    check(log.count("malformed FastCGI request") >= len(BAD_FCGI_HEADS),
+          "want one 'malformed FastCGI request' log line per bad head")
+    # a well-formed request on the same socket still works
+    ok = env.fcgi("GET", "/stats")
+    eq(ok.status, 200, "GET /stats over FastCGI after the malformed heads")

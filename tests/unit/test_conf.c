@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "redis.h"
 
 #define SHIPPED "conf/sse-fcgi.conf"
 
@@ -408,6 +409,10 @@ static const struct bad bads[] = {
 	  "not both" },
 	{ "glob in channel prefix", "redis {\n  channel_prefix = \"sse*\"\n}\n", 2,
 	  "redis.channel_prefix", "PSUBSCRIBE" },
+	{ "reserved channel prefix", "# c\nredis {\n  channel_prefix = \"__sse-fcgi__:app:\"\n}\n", 3,
+	  "redis.channel_prefix", "must not start with \"__sse-fcgi__:\"" },
+	{ "reserved channel prefix exactly", "redis {\n  channel_prefix = \"__sse-fcgi__:\"\n}\n", 2,
+	  "redis.channel_prefix", "sse-fcgi's own channels" },
 	{ "reconnect min > max", "redis {\n reconnect_max_ms = 50\n}\n", 2, "redis.reconnect_max_ms",
 	  "must not exceed" },
 	{ "queue below message", "max_message_bytes = 300000\n", 1, "max_message_bytes",
@@ -432,6 +437,8 @@ static const struct bad bads[] = {
 	  "redis.password", "\"${\" is not allowed" },
 	{ "env expansion bare", "\nlog_file = ${HOME}\n", 2, "log_file", "\"${\" is not allowed" },
 	{ "equals only", "=\n", 1, NULL, "syntax error" },
+	/* found by fuzz_conf: a quoted name spanning lines came back inside the message */
+	{ "quoted key spanning lines", "\"a\nb\" = 1\n", 2, "a?b", "unknown key" },
 	{ "jwt secret short", "jwt {\n  secret = \"0123456789abcdef0123456789abcde\"\n}\n", 2,
 	  "jwt.secret", "must be at least 32 bytes long" },
 	{ "jwt previous short", "jwt {\n secret = \"0123456789abcdef0123456789abcdef\"\n"
@@ -490,6 +497,25 @@ test_errors(void **state)
 	check_bad("missing value", "heartbeat =\n\n# c\n", 1, NULL, "premature end of file", NULL);
 	check_bad("missing value no newline", "retry = 1\nheartbeat =", 2, NULL,
 	    "premature end of file", NULL);
+}
+
+/* The namespace conf refuses is the one the Redis module really uses: a channel_prefix
+ * under it passed -t and then every payload was taken as internal and dropped. Names
+ * that only share a beginning with it stay allowed. */
+static void
+test_reserved_channel_prefix(void **state)
+{
+	struct conf c;
+	char text[256];
+
+	(void)state;
+	snprintf(text, sizeof(text), "redis {\n  channel_prefix = \"%sx:\"\n}\n", SSE_CHANNEL_NS);
+	check_bad("SSE_CHANNEL_NS prefix", text, 2, "redis.channel_prefix", SSE_CHANNEL_NS, NULL);
+	load_ok(&c, "redis {\n  channel_prefix = \"__sse-fcgi_:\"\n}\n");
+	assert_string_equal(c.redis.channel_prefix, "__sse-fcgi_:");
+	conf_release(&c);
+	load_ok(&c, "redis {\n  channel_prefix = \"app:__sse-fcgi__:\"\n}\n");
+	conf_release(&c);
 }
 
 static void
@@ -621,6 +647,7 @@ main(void)
 		cmocka_unit_test(test_syntax_variants),
 		cmocka_unit_test(test_load_over_current_values),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_reserved_channel_prefix),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test_teardown(test_env_overrides, env_teardown),

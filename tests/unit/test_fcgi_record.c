@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "fcgi_record.h"
+#include "fcgi_shapes.h"
 
 static size_t
 rec(uint8_t *o, int type, uint16_t id, const void *c, size_t n, uint8_t pad)
@@ -119,6 +120,83 @@ test_head_drops_management(void **state)
 	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), 0);
 	assert_int_equal(len, reflen);
 	assert_memory_equal(buf, ref, reflen);
+}
+
+/* Scans buf whole, then again one byte at a time; both must give the same verdict. */
+static int
+scan_both_ways(const uint8_t *raw, size_t total)
+{
+	uint8_t buf[1024];
+	size_t len = total;
+	struct fcgi_head_scan s;
+	int whole, r = -2;
+
+	memcpy(buf, raw, total);
+	fcgi_head_scan_init(&s);
+	whole = fcgi_head_scan(&s, buf, &len, 1024);
+	fcgi_head_scan_init(&s);
+	len = 0;
+	for (size_t i = 0; i < total && r == -2; i++) {
+		buf[len++] = raw[i];
+		r = fcgi_head_scan(&s, buf, &len, 1024);
+	}
+	assert_int_equal(r, whole);
+	return whole;
+}
+
+/*
+ * Everything libfcgi will read is checked before it may: each of these shapes libfcgi
+ * refuses (and then closes the file it reads from itself), misreads or dies on. The
+ * scanner refuses them all, so the peer is closed and libfcgi never sees them.
+ */
+static void
+test_head_refuses_what_libfcgi_cannot_take(void **state)
+{
+	uint8_t buf[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(shapes_bad) / sizeof(shapes_bad[0]); i++) {
+		size_t len = shape_bytes(buf, &shapes_bad[i]);
+
+		if (scan_both_ways(buf, len) != -1)
+			fail_msg("%s: not refused", shapes_bad[i].name);
+	}
+	for (size_t i = 0; i < sizeof(shapes_good) / sizeof(shapes_good[0]); i++) {
+		size_t len = shape_bytes(buf, &shapes_good[i]);
+
+		if (scan_both_ways(buf, len) != 0)
+			fail_msg("%s: refused", shapes_good[i].name);
+	}
+}
+
+/* A pair may straddle PARAMS records, with records of no concern in between. */
+static void
+test_head_pair_across_records(void **state)
+{
+	static const char p[] = SHAPE_PARAMS;
+	uint8_t buf[1024];
+	size_t len = 0;
+	struct fcgi_head_scan s;
+
+	(void)state;
+	len += shape_rec(buf + len, FCGI_REC_BEGIN_REQUEST, 1, shape_begin_ok, 8, 0);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, p, 1, 7);      /* half a length */
+	len += shape_rec(buf + len, FCGI_REC_GET_VALUES, 0, "", 0, 0);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, p + 1, 10, 6);
+	len += shape_rec(buf + len, FCGI_REC_STDIN, 2, "zz", 2, 6);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, p + 11, sizeof(p) - 12, 0);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, "", 0, 0);
+	len += shape_rec(buf + len, FCGI_REC_STDIN, 1, "", 0, 0);
+	assert_int_equal(scan_both_ways(buf, len), 0);
+	/* and one byte short of its last pair, the same stream is refused */
+	len = 0;
+	len += shape_rec(buf + len, FCGI_REC_BEGIN_REQUEST, 1, shape_begin_ok, 8, 0);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, p, 10, 6);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, p + 10, sizeof(p) - 12, 0);
+	len += shape_rec(buf + len, FCGI_REC_PARAMS, 1, "", 0, 0);
+	len += shape_rec(buf + len, FCGI_REC_STDIN, 1, "", 0, 0);
+	fcgi_head_scan_init(&s);
+	assert_int_equal(fcgi_head_scan(&s, buf, &len, 100), -1);
 }
 
 /*
@@ -293,6 +371,8 @@ main(void)
 		cmocka_unit_test(test_head_body_too_large),
 		cmocka_unit_test(test_head_errors),
 		cmocka_unit_test(test_head_drops_management),
+		cmocka_unit_test(test_head_refuses_what_libfcgi_cannot_take),
+		cmocka_unit_test(test_head_pair_across_records),
 		cmocka_unit_test(test_head_compacts),
 		cmocka_unit_test(test_head_compacts_in_pieces),
 		cmocka_unit_test(test_head_flood_linear),

@@ -35,6 +35,13 @@ struct redis {
 	size_t meta_len;
 	uint64_t token;
 	int publishes, resets;
+	/* Messages already in the subscriber's socket that the loop has not served
+	 * yet: redis_sub_drain() hands them up, a meta record (if any) first. */
+	struct { char meta[DEDUP_META_MAX]; size_t meta_len; char data[32]; size_t len; } waiting[4];
+	int nwaiting, drains;
+	int sub_ready;               /* subscription confirmed */
+	uint64_t barrier;            /* token of the last redis_sub_barrier() */
+	int barriers;
 };
 
 static struct redis *fake;
@@ -91,6 +98,38 @@ redis_publish(struct redis *r, const char *resource, size_t resource_len,
 	r->token = token;
 	r->publishes++;
 	return 0;
+}
+
+int
+redis_sub_is_ready(const struct redis *r)
+{
+	return r->sub_ready;
+}
+
+int
+redis_sub_barrier(struct redis *r, uint64_t token)
+{
+	if (!r->sub_ready) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	r->barrier = token;
+	r->barriers++;
+	return 0;
+}
+
+void
+redis_sub_drain(struct redis *r)
+{
+	int i;
+
+	r->drains++;
+	for (i = 0; i < r->nwaiting; i++) {
+		if (r->waiting[i].meta_len > 0)
+			r->h->on_meta(r->arg, "res", 3, r->waiting[i].meta, r->waiting[i].meta_len);
+		r->h->on_message(r->arg, "res", 3, r->waiting[i].data, r->waiting[i].len);
+	}
+	r->nwaiting = 0;
 }
 
 /* With history on (the default history_size) the hub publishes through the script:
@@ -155,6 +194,7 @@ struct world {
 	struct hub *hub;
 	char got[16][64];   /* "<event>|<data>" per delivery ("" event: none) */
 	char last_id[72];   /* id of the last delivery, "" for none */
+	char ids[16][72];   /* the id of each delivery ("" none) */
 	int ngot;
 	int done;
 	char mode[8];
@@ -173,6 +213,7 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 	snprintf(w->got[w->ngot++], sizeof(w->got[0]), "%.*s|%.*s", (int)event_len,
 	    event != NULL ? event : "", (int)len, data);
 	snprintf(w->last_id, sizeof(w->last_id), "%.*s", (int)id_len, id != NULL ? id : "");
+	snprintf(w->ids[w->ngot - 1], sizeof(w->ids[0]), "%s", w->last_id);
 	return 1;
 }
 
@@ -203,6 +244,7 @@ setup(void **state)
 	if (w->loop == NULL || w->hub == NULL || fake == NULL)
 		return -1;
 	fake->up = 1;
+	fake->sub_ready = 1;
 	fake->h->on_mode(fake->arg, 1);
 	return 0;
 }
@@ -361,6 +403,129 @@ peer_keeps_name_across_publisher_reconnect(void **state)
 	EXPECT(w, "queue_update|{\"a\":1}");
 }
 
+/* Another process's publish has reached our subscriber socket (meta record and
+ * payload) but the loop has not read it yet. */
+static void
+peer_waiting(uint64_t seq, const char *event, size_t event_len, const char *data)
+{
+	int i = fake->nwaiting++;
+
+	assert_true(i < 4 && strlen(data) < sizeof(fake->waiting[i].data));
+	fake->waiting[i].meta_len = peer_meta(fake->waiting[i].meta, seq, event, event_len);
+	fake->waiting[i].len = strlen(data);
+	memcpy(fake->waiting[i].data, data, fake->waiting[i].len);
+}
+
+/* Order across a mode change: the subscription is confirmed, the publisher is
+ * not (we answer "local"), and a peer's publish answered "redis" before ours
+ * was sent sits unread in the subscriber socket. It reaches the streams first. */
+static void
+local_publish_after_waiting_peer(void **state)
+{
+	struct world *w = *state;
+
+	publisher_lost();
+	peer_waiting(3, S("tick"), "first");
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	EXPECT(w, "tick|first");               /* ours waits for the barrier */
+	assert_int_equal(fake->barriers, 1);
+	assert_int_equal(w->done, 0);
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	EXPECT(w, "tick|first", "|second");
+	assert_int_equal(w->done, 1);
+	assert_string_equal(w->mode, "local");
+	assert_int_equal(w->fallback, 1);
+}
+
+/* The peer's publish is not even in our socket yet when ours arrives (Redis
+ * writes to its subscribers one after another, and the peer answered first):
+ * the barrier on the subscriber comes back behind it. */
+static void
+local_publish_waits_for_barrier(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX];
+	size_t n = peer_meta(meta, 3, NULL, 0);
+
+	publisher_lost();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	assert_int_equal(w->ngot, 0);
+	sub_meta(meta, n);
+	sub_payload(S("res"), S("first"));
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	EXPECT(w, "|first", "|second");
+	assert_string_equal(w->mode, "local");
+	/* a late copy of the barrier's answer changes nothing */
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	past_deadline(w);
+	EXPECT(w, "|first", "|second");
+	assert_int_equal(w->done, 1);
+}
+
+/* Nothing comes back on a subscriber that went deaf: the deadline delivers it,
+ * answered "local". Without a subscription, no barrier: delivered at once. */
+static void
+barrier_deadline_and_no_subscription(void **state)
+{
+	struct world *w = *state;
+
+	publisher_lost();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("one"), on_done, w), 0);
+	assert_int_equal(w->ngot, 0);
+	past_deadline(w);
+	EXPECT(w, "|one");
+	assert_int_equal(w->done, 1);
+	assert_string_equal(w->mode, "local");
+	fake->sub_ready = 0;
+	fake->h->on_sub_lost(fake->arg);
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("two"), on_done, w), 0);
+	EXPECT(w, "|one", "|two");
+	assert_int_equal(w->done, 2);
+	assert_int_equal(fake->barriers, 1);
+}
+
+/* The same when our publish goes to Redis and the publisher is lost before
+ * EXEC is answered: delivered locally at once, after what the subscriber holds. */
+static void
+failed_publish_after_waiting_peer(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	peer_waiting(3, NULL, 0, "first");
+	publisher_lost();
+	fake->h->on_published(fake->arg, fake->token, 0, "connection lost");
+	EXPECT(w, "|first", "|second");
+	assert_string_equal(w->mode, "local");
+}
+
+/* And when the echo does not come in time: the deadline delivers it locally,
+ * after what the subscriber holds. */
+static void
+timed_out_publish_after_waiting_peer(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	fake->h->on_published(fake->arg, fake->token, 1, "");
+	peer_waiting(3, NULL, 0, "first");
+	past_deadline(w);
+	EXPECT(w, "|first", "|second");
+	assert_string_equal(w->mode, "redis");
+}
+
+/* Up: a publish goes through Redis and comes back behind whatever the
+ * subscriber holds, so nothing is read early (no drain per publish). */
+static void
+up_publish_does_not_drain(void **state)
+{
+	struct world *w = *state;
+
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("second"), on_done, w), 0);
+	assert_int_equal(fake->drains, 0);
+	assert_int_equal(w->ngot, 0);
+}
+
 /* The subscription is what a meta record belongs to: once it is lost, a
  * payload can only come from a new subscription, and pairs with nothing. */
 static void
@@ -432,6 +597,30 @@ meta_id_travels_with_payload(void **state)
 	EXPECT(w, "queue_update|a", "queue_update|b", "|c", "|own");
 }
 
+/* An echo's id goes to its own entry only: a publish that waited for a barrier
+ * and is delivered first by that echo (older seq) gets none, or the stream would
+ * take the echo itself for an id it already has. */
+static void
+echo_id_only_on_its_entry(void **state)
+{
+	struct world *w = *state;
+	char meta[DEDUP_META_MAX + 32];
+
+	publisher_lost();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("waits"), on_done, w), 0);
+	publisher_back();
+	assert_int_equal(hub_publish(w->hub, S("res"), NULL, 0, S("own"), on_done, w), 0);
+	memcpy(meta, fake->meta, fake->meta_len);
+	memcpy(meta + fake->meta_len, " i=1764800000123456-43", 22);
+	sub_meta(meta, fake->meta_len + 22);
+	sub_payload(S("res"), S("own"));
+	EXPECT(w, "|waits", "|own");
+	assert_string_equal(w->ids[0], "");
+	assert_string_equal(w->ids[1], "1764800000123456-43");
+	fake->h->on_published(fake->arg, fake->barrier, 0, "Redis unavailable: test");
+	assert_int_equal(w->done, 2);
+}
+
 int
 main(void)
 {
@@ -442,8 +631,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(peer_keeps_name_across_publisher_reconnect, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(sub_lost_ends_pairing, setup, teardown),
+		cmocka_unit_test_setup_teardown(local_publish_after_waiting_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(local_publish_waits_for_barrier, setup, teardown),
+		cmocka_unit_test_setup_teardown(barrier_deadline_and_no_subscription, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(failed_publish_after_waiting_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(timed_out_publish_after_waiting_peer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(up_publish_does_not_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(pairs_with_next_payload_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(meta_id_travels_with_payload, setup, teardown),
+		cmocka_unit_test_setup_teardown(echo_id_only_on_its_entry, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

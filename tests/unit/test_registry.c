@@ -90,10 +90,62 @@ test_grow(void **state)
 	registry_free(reg);   /* frees the rest */
 }
 
+/* FNV-1a, the registry's old unkeyed hash: what an attacker can compute offline. */
+static uint32_t
+fnv1a(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/*
+ * Hash flooding: 1024 valid resource names that all fall into bucket 0 of a 1024-bucket
+ * table under FNV-1a (found by trying names until 1024 fit). Under the old hash they
+ * made one chain of 1024, so every lookup of any of them walked hundreds; keyed, they
+ * spread like any other names.
+ */
+#define FLOOD 1024
+
+static void
+test_fnv_collisions_spread(void **state)
+{
+	static char names[FLOOD][16];
+	static struct registry_node nodes[FLOOD];
+	struct registry *reg = registry_new();
+	size_t found = 0;
+
+	(void)state;
+	assert_non_null(reg);
+	for (unsigned long i = 0; found < FLOOD; i++) {
+		int n = snprintf(names[found], sizeof(names[found]), "r-%lx", i);
+
+		if ((fnv1a(names[found], (size_t)n) & (FLOOD - 1)) == 0)
+			found++;
+	}
+	for (size_t i = 0; i < FLOOD; i++)
+		assert_int_equal(registry_add(reg, &nodes[i], names[i], strlen(names[i])), 0);
+	assert_int_equal(registry_resources(reg), FLOOD);
+	/* 1024 names in 1024 buckets: the longest chain is about 6 when spread */
+	assert_true(registry_longest_chain(reg) <= 16);
+	for (size_t i = 0; i < FLOOD; i++)
+		assert_int_equal(registry_resource_streams(registry_find(reg, names[i],
+		    strlen(names[i]))), 1);
+	for (size_t i = 0; i < FLOOD; i++)
+		registry_del(reg, &nodes[i]);
+	assert_int_equal(registry_resources(reg), 0);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fnv_collisions_spread),
 		cmocka_unit_test(test_add_find_del),
 		cmocka_unit_test(test_walk_with_removal),
 		cmocka_unit_test(test_grow),
