@@ -2,6 +2,9 @@
 #include "out.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +14,12 @@
 #include "log.h"
 #include "registry.h"
 #include "sse.h"
+
+/* Backlog bytes drained since the last trim after which the heap is trimmed: once no
+ * stream is blocked any more, or at once past OUT_TRIM_FORCE (a client that never
+ * catches up must not keep everyone else's freed backlog in the process for good). */
+#define OUT_TRIM_BYTES (1u << 20)
+#define OUT_TRIM_FORCE (32u << 20)
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
 
@@ -29,6 +38,8 @@ struct out {
 	struct slist idle, replies;   /* every live stream is on one (see slist_del) */
 	struct stream *dirty;
 	size_t nstreams;
+	size_t nblocked;       /* streams flagged STREAM_BLOCKED */
+	size_t drained;        /* backlog bytes drained since the last trim */
 	unsigned long long dropped_slow;
 	struct ev_timer flush_timer, heartbeat_timer;
 	int heartbeat_lost;   /* the heartbeat timer could not be re-armed */
@@ -152,6 +163,8 @@ stream_finalize(struct out *out, struct stream *s)
 {
 	int fd = s->fd, keep = s->tail.keep_conn;
 
+	if (s->flags & STREAM_BLOCKED)
+		out->nblocked--;
 	stream_release(s);
 	free(s);
 	out->nstreams--;
@@ -222,9 +235,29 @@ out_stream_push(struct out *out, struct stream *s, struct msg *m)
 	return 0;
 }
 
+/*
+ * glibc keeps freed memory in its heaps (and, past the first large free, raises the
+ * threshold under which it gives the top back); the messages and rings of a drained
+ * backlog are scattered through the heap between live allocations, so only
+ * malloc_trim() returns their pages. Done synchronously, in the pass that drained the
+ * last blocked stream: any request answered after that sees the memory returned.
+ */
+static void
+out_backlog_drained(struct out *out, size_t bytes)
+{
+	out->drained += bytes;
+	if (out->drained < OUT_TRIM_BYTES || (out->nblocked > 0 && out->drained < OUT_TRIM_FORCE))
+		return;
+	out->drained = 0;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void
 flush_one(struct out *out, struct stream *s)
 {
+	size_t held = (s->flags & STREAM_BLOCKED) ? stream_held(s) : 0;
 	int r = stream_flush(s);
 
 	if (r == -1) {
@@ -241,6 +274,7 @@ flush_one(struct out *out, struct stream *s)
 				return;
 			}
 			s->flags |= STREAM_BLOCKED;
+			out->nblocked++;
 		}
 		/* only starts or stops the soft clock: the verdict waits for the next
 		 * message, so a client that reads between two is never judged */
@@ -255,12 +289,14 @@ flush_one(struct out *out, struct stream *s)
 	}
 	if (s->flags & STREAM_BLOCKED) {
 		s->flags &= (uint8_t)~STREAM_BLOCKED;
+		out->nblocked--;
 		/* left waiting for EV_WRITE, an empty stream would wake the loop forever */
 		if (ev_io_set(out->loop, s->fd, EV_READ) == -1) {
 			log_warn("cannot stop watching a drained stream (%s), closing it",
 			    strerror(errno));
 			out_stream_kill(out, s);
 		}
+		out_backlog_drained(out, held);
 	}
 }
 

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ struct server {
 	int listen_fd;
 	int reserve_fd;         /* held open so EMFILE can still be answered with a 503 */
 	int listen_paused;
+	int stepped_back;       /* at the stream ceiling: out of the accept race (on_full) */
+	int waiting_seen;       /* the last step-back tick found connections nobody took */
 	int shutting_down;
 	struct registry *reg;
 	struct hub *hub;
@@ -67,8 +70,13 @@ on_fd_released(void *arg)
 
 	if (srv->reserve_fd == -1)
 		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (srv->listen_paused && !srv->shutting_down)
+	/* The descriptor of a refused stream is released too: a full process rejoins the
+	 * race only once it has room, or the step-back would end with the 503 it sent. */
+	if (srv->listen_paused && !srv->shutting_down &&
+	    (!srv->stepped_back || registry_streams(srv->reg) < srv->routes.ceiling)) {
+		srv->stepped_back = 0;
 		listen_watch(srv);
+	}
 	if (srv->shutting_down && out_streams(srv->out) == 0 && conn_pool_count(srv->conns) == 0)
 		ev_loop_stop(srv->loop);
 }
@@ -160,20 +168,37 @@ listen_pause(struct server *srv)
 }
 
 /*
- * A process at its stream ceiling steps back from the accept race for a moment, so that
- * a sibling with room (spawn-fcgi -F N) takes the next connections. Alone, it resumes
- * after STEP_BACK_MS (or as soon as a stream ends) and answers 503 as before.
+ * A process at its stream ceiling leaves the accept race as soon as it gets there, so
+ * that a sibling with room (spawn-fcgi -F N) takes the next connections; a sibling idle
+ * in epoll_wait takes a new connection within microseconds. Every STEP_BACK_MS the full
+ * process looks at the listen socket: it rejoins when it has room again (or a stream
+ * ends), or when connections were waiting at two ticks in a row, which means no sibling
+ * takes them (all full, or alone): it then accepts and answers 503 as before. One tick
+ * is not enough: a connection a sibling is about to accept is readable for a moment.
  */
 static void
 on_full(void *arg)
 {
 	struct server *srv = arg;
 
-	if (srv->listen_paused || srv->shutting_down)
+	if (srv->shutting_down || (srv->listen_paused && !srv->stepped_back))
 		return;
 	listen_unwatch(srv);
-	if (ev_timer_start(srv->loop, &srv->step_back_timer, STEP_BACK_MS) == -1)
+	srv->stepped_back = 1;
+	srv->waiting_seen = 0;
+	if (!ev_timer_is_active(&srv->step_back_timer) &&
+	    ev_timer_start(srv->loop, &srv->step_back_timer, STEP_BACK_MS) == -1) {
+		srv->stepped_back = 0;
 		listen_watch(srv);   /* no timer to come back: do not step back at all */
+	}
+}
+
+static int
+listen_has_waiting(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 static void
@@ -181,9 +206,20 @@ on_step_back_over(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct server *srv = arg;
 
-	(void)loop;
 	(void)t;
-	if (srv->listen_paused && !srv->shutting_down && srv->reserve_fd != -1)
+	if (!srv->listen_paused || srv->shutting_down)
+		return;
+	if (srv->stepped_back && registry_streams(srv->reg) >= srv->routes.ceiling) {
+		int waiting = listen_has_waiting(srv->listen_fd);
+
+		if (!waiting || !srv->waiting_seen) {
+			srv->waiting_seen = waiting;
+			if (ev_timer_start(loop, &srv->step_back_timer, STEP_BACK_MS) == 0)
+				return;
+		}
+	}
+	srv->stepped_back = 0;
+	if (srv->reserve_fd != -1)
 		listen_watch(srv);
 }
 
@@ -391,6 +427,10 @@ server_reconfigure(struct server *srv, int stream_ceiling)
 	srv->routes.ceiling = (size_t)(stream_ceiling > 0 ? stream_ceiling : 0);
 	if (!srv->shutting_down)
 		out_heartbeat_restart(srv->out);
+	if (srv->stepped_back && !srv->shutting_down && registry_streams(srv->reg) < srv->routes.ceiling) {
+		srv->stepped_back = 0;
+		listen_watch(srv);
+	}
 }
 
 void

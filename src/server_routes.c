@@ -235,6 +235,10 @@ subscribe(struct server_routes *rt, struct stream *s, const struct route *r,
 		server_reply_error(rt, s, 503, "Retry-After: " RETRY_AFTER "\r\n", "out of memory");
 		return;
 	}
+	/* This stream fills the process: leave the accept race now, before a connection
+	 * that a sibling with room could take is accepted here only to be refused. */
+	if (registry_streams(rt->reg) >= rt->ceiling)
+		rt->on_full(rt->arg);
 	if (out_stream_push(rt->out, s, rt->open_msg) == 0)
 		resume_start(rt, s, r, req);
 }
