@@ -69,14 +69,19 @@ static struct ref ref;
 static void
 ref_collect(const uint8_t *buf, size_t len, uint16_t id)
 {
+	int begun = 0;
+
 	ref.params_len = ref.body_len = 0;
 	for (size_t o = 0; len - o >= FCGI_REC_HEADER_LEN;) {
 		const uint8_t *h = buf + o;
 		size_t clen = (size_t)h[4] << 8 | h[5];
-
+		uint16_t rid = (uint16_t)(h[2] << 8 | h[3]);
 		size_t avail = len - o - FCGI_REC_HEADER_LEN;
 
-		if ((uint16_t)(h[2] << 8 | h[3]) == id && h[1] == FCGI_REC_PARAMS) {
+		/* libfcgi skips every record of an id before that id's BEGIN_REQUEST */
+		if (rid == id && h[1] == FCGI_REC_BEGIN_REQUEST)
+			begun = 1;
+		if (begun && rid == id && h[1] == FCGI_REC_PARAMS) {
 			if (clen == 0)
 				break;
 			/* libfcgi reads a record's content as it comes: a cut one counts */
@@ -96,22 +101,23 @@ ref_collect(const uint8_t *buf, size_t len, uint16_t id)
 static void
 ref_collect_body(const uint8_t *buf, size_t len, uint16_t id)
 {
-	int in_stdin = 0;
+	int begun = 0;
 
 	for (size_t o = 0; len - o >= FCGI_REC_HEADER_LEN;) {
 		const uint8_t *h = buf + o;
 		size_t clen = (size_t)h[4] << 8 | h[5];
+		uint16_t rid = (uint16_t)(h[2] << 8 | h[3]);
 
-		if ((uint16_t)(h[2] << 8 | h[3]) == id && h[1] == FCGI_REC_STDIN) {
+		if (rid == id && h[1] == FCGI_REC_BEGIN_REQUEST)
+			begun = 1;
+		if (begun && rid == id && h[1] == FCGI_REC_STDIN) {
 			if (clen == 0)
 				break;
-			in_stdin = 1;
 			memcpy(ref.body + ref.body_len, h + 8, clen);
 			ref.body_len += clen;
 		}
 		o += FCGI_REC_HEADER_LEN + clen + h[6];
 	}
-	(void)in_stdin;
 }
 
 static int
