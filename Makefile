@@ -174,6 +174,7 @@ bench: $(BENCH_LOAD)
 	@sh bench/deps.sh
 	$(MAKE) $(BIN)
 	SSE_FCGI_BIN=$(abspath $(BIN)) SSE_LOAD_BIN=$(abspath $(BENCH_LOAD)) /usr/bin/python3 bench/run.py
+	SSE_FCGI_BIN=$(abspath $(BIN)) SSE_LOAD_BIN=$(abspath $(BENCH_LOAD)) /usr/bin/python3 bench/resume.py
 
 # Soak with faults (not part of `make test`): bench/README.md. SOAK_MINUTES (60),
 # SOAK_STREAMS (10000), SOAK_RATE (200) and more; results land in bench/results/.

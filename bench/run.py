@@ -41,7 +41,8 @@ LOAD = os.environ.get("SSE_LOAD_BIN", os.path.join(ROOT, "build/bench/sse-load")
 NCHAN_SO = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 LIGHTTPD_EXAMPLE = lighttpd_helpers.SPAWN_CONF
 # system -> column title; "sse" is sse-fcgi behind nginx, "lighty" behind lighttpd
-SYSTEM_NAMES = {"sse": "sse-fcgi/nginx", "lighty": "sse-fcgi/lighttpd", "nchan": "Nchan"}
+SYSTEM_NAMES = {"sse": "sse-fcgi/nginx", "sse-h0": "sse-fcgi/nginx, history_size = 0",
+                "lighty": "sse-fcgi/lighttpd", "nchan": "Nchan"}
 # above this share of its core the load tool may be what limits a row
 TOOL_BOUND_PCT = 70.0
 RESULTS = os.path.join(HERE, "results")
@@ -274,6 +275,11 @@ class Stack:
     """One system under test: nginx (+ spawn-fcgi'd sse-fcgi) on one port."""
 
     def __init__(self, work, name, kind, streams, redis_port=None, procs=None):
+        # "sse-h0": sse-fcgi behind nginx with ids and history off (history_size = 0),
+        # the baseline the cost of history is measured against
+        self.history = kind != "sse-h0"
+        if kind == "sse-h0":
+            kind = "sse"
         if procs is None:
             # one process unless the descriptor ceiling forbids it
             # (x1.5: spawn-fcgi children share one socket and connections do
@@ -300,6 +306,8 @@ class Stack:
             'log_file = "%s"' % os.path.join(self.dir, "sse/sse-fcgi.log"),
             'log_level = "info"',
         ]
+        if not self.history:
+            lines.append('history_size = 0')
         if self.redis_port:
             lines += ["redis {", '    host = "127.0.0.1"', "    port = %d" % self.redis_port, "}"]
         with open(conf, "w") as f:
@@ -750,7 +758,7 @@ def run_one(work, system, sc, quick, rep, redis):
             # streams on B, publishes through A
             return scenario_traffic(b, sc, quick, pub_stack=a)
         s = Stack(work, name, system, sc["streams"], procs=sc.get("procs"))
-        if s.procs > 1 and redis is not None and system == "sse" and redis_hub_ok():
+        if s.procs > 1 and redis is not None and system in ("sse", "sse-h0") and redis_hub_ok():
             s.redis_port = redis.port       # several processes: Redis carries publishes
         stacks = [s]
         s.start()
@@ -893,7 +901,7 @@ def pattern_table(results):
     return "\n".join(out) + "\n"
 
 
-SYSTEM_ORDER = ["sse", "lighty", "nchan"]
+SYSTEM_ORDER = ["sse", "sse-h0", "lighty", "nchan"]
 
 
 def table(results, reps, mach):
@@ -926,7 +934,41 @@ def table(results, reps, mach):
                "used more than %.0f %% of its core is marked tool-bound):" % TOOL_BOUND_PCT)
     out.append("")
     out.append(pattern_table(results))
+    hist = history_table(results)
+    if hist:
+        out.append("")
+        out.append(hist)
     return "\n".join(out) + "\n"
+
+
+def history_table(results):
+    """What ids and history cost: sse-fcgi as shipped (history_size = 100) against
+    the same build with history_size = 0, pattern by pattern (BENCH_SYSTEMS=sse,sse-h0)."""
+    rows = []
+    for scn, what in PATTERNS:
+        on = [r for r in results.get(("sse", scn), []) if r]
+        off = [r for r in results.get(("sse-h0", scn), []) if r]
+        if not on or not off:
+            continue
+
+        def pair(k, unit=""):
+            a, b = med(on, k), med(off, k)
+            return "%s / %s" % (fmt(a, unit), fmt(b, unit)), (a / b if a and b else None)
+        d, dr = pair("delivered_per_s")
+        p50, p50r = pair("lat_p50_ms")
+        p99, _ = pair("lat_p99_ms")
+        cpu, cpur = pair("cpu_us_per_event_backend")
+        rows.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            scn, d, "–" if dr is None else "%.2f" % dr, p50 + " · " + p99,
+            "–" if p50r is None else "%.2f" % p50r, cpu, "–" if cpur is None else "%.2f" % cpur))
+    if not rows:
+        return ""
+    return "\n".join([
+        "History on (history_size = 100, as shipped) / off (history_size = 0), sse-fcgi behind nginx:",
+        "",
+        "| pattern | delivered/s on / off | ratio | latency p50 · p99 ms on / off | p50 ratio | "
+        "sse-fcgi CPU µs/event on / off | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|"] + rows) + "\n"
 
 
 def chart(results, path_png):
@@ -969,7 +1011,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""))
-    ap.add_argument("--systems", default=os.environ.get("BENCH_SYSTEMS", "sse,lighty,nchan"))
+    ap.add_argument("--systems", default=os.environ.get("BENCH_SYSTEMS", "sse,sse-h0,lighty,nchan"))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "0")))
     ap.add_argument("--out", default=RESULTS)
     a = ap.parse_args()
@@ -1012,10 +1054,16 @@ def main():
         for rep in range(reps):
             for sc in scen:
                 for sysname in systems:
+                    if sysname == "sse-h0" and sc["kind"] != "traffic":
+                        continue
                     if sysname == "lighty" and (sc["kind"] != "traffic" or sc["streams"] > fd_hard() // 2 - 512):
                         # lighttpd runs the traffic patterns that one process
                         # of it can carry (2 descriptors a stream)
                         continue
+                    if sc["kind"] == "redis" and sysname != "sse":
+                        # two servers sharing Redis: sse-fcgi as shipped, and Nchan
+                        if sysname != "nchan":
+                            continue
                     if sc["kind"] == "redis" and sysname == "sse" and not redis_hub_ok():
                         log("skip e for sse-fcgi: Redis hub not available")
                         continue
