@@ -39,10 +39,13 @@ struct pos {
 	char name[];
 };
 
-/* An event set aside for a held stream. */
+/* An event set aside for a held stream, with its id's epoch and seq (epoch_len 0: no id,
+ * a foreign or local-fallback event): a read that finds a new epoch merges by it too. */
 struct held {
 	struct msg *m;
-	uint64_t seq;      /* 0: no id (foreign, local fallback) or another epoch */
+	uint64_t seq;
+	uint8_t epoch_len;
+	char epoch[EVENTID_EPOCH_MAX];
 };
 
 enum wait_state { W_READ, W_FILTER };
@@ -472,7 +475,9 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 		msg_unref(m);
 		if (how != RESUME_LIVE)
 			goto done;
-		/* From here the stream is at the head of the history Redis has now. */
+		/* From here the stream is at the head of the history Redis has now: the reset
+		 * covers every event up to it, so none of those follows it (held ones are
+		 * merged below the head, late live copies filtered), and no id comes twice. */
 		pos = h != NULL && hepoch_len > 0 ? head : 0;
 		if (hepoch_len > 0) {
 			memcpy(w->epoch, hepoch, hepoch_len);
@@ -514,10 +519,13 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 	/* Held live events of the history's epoch merge by position; the others (no id,
 	 * another epoch) follow in arrival order. */
 	for (size_t i = 0; i < w->nheld; i++) {
-		if (w->held[i].seq > 0 && w->epoch_len > 0)
-			held[nheld++] = (struct history_ent){ w->held[i].seq, w->held[i].m };
+		const struct held *e = &w->held[i];
+
+		if (e->epoch_len > 0 && w->epoch_len > 0 && e->epoch_len == w->epoch_len &&
+		    memcmp(e->epoch, w->epoch, e->epoch_len) == 0)
+			held[nheld++] = (struct history_ent){ e->seq, e->m };
 		else
-			rest[nrest++] = w->held[i].m;
+			rest[nrest++] = e->m;
 	}
 	if (truncated)
 		nheld = nrest = 0;   /* the replay does not reach them: the browser comes back */
@@ -554,15 +562,15 @@ done:
 		if (next != NULL)
 			next->catchup = 1;
 		pos_set(rs, res, rlen, ep, elen, pos, 0);
-	} else if (how == RESUME_LIVE && w->epoch_len > 0 && nreplay == 0) {
-		/* Nothing was replayed, so no copy can come twice: live at once. A filter up
-		 * to pos would drop what this stream never got (after a reset, events below
-		 * the head whose live copies come after the read's answer; own publishes
-		 * whose echo is still on its way). */
+	} else if (how == RESUME_LIVE && w->epoch_len > 0 && nreplay == 0 && reason == NULL) {
+		/* Nothing was replayed and no reset sent, so no copy can come twice: live at
+		 * once. A filter up to pos would drop what this stream never got (own
+		 * publishes whose echo is still on its way, below the position). */
 		pos_set(rs, w->resource, w->resource_len, w->epoch, w->epoch_len, pos, 0);
 		wait_free(w);
 	} else if (how == RESUME_LIVE && w->epoch_len > 0) {
-		/* Copies of what the replay sent may still arrive live: drop them. */
+		/* Copies of what the replay sent, or of what a reset covers (its head and
+		 * below), may still arrive live: drop them. */
 		for (size_t i = 0; i < w->nheld; i++)
 			msg_unref(w->held[i].m);
 		w->nheld = w->held_bytes = 0;
@@ -853,8 +861,10 @@ resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id, siz
 		w->capheld = ncap;
 	}
 	w->held[w->nheld].m = msg_ref(m);
-	w->held[w->nheld].seq = has_id && (w->epoch_len == 0 ||
-	    eventid_same_epoch(&parsed, w->epoch, w->epoch_len)) ? parsed.seq : 0;
+	w->held[w->nheld].seq = has_id ? parsed.seq : 0;
+	w->held[w->nheld].epoch_len = has_id ? (uint8_t)parsed.epoch_len : 0;
+	if (has_id)
+		memcpy(w->held[w->nheld].epoch, parsed.epoch, parsed.epoch_len);
 	w->nheld++;
 	w->held_bytes += m->len;
 	return 1;

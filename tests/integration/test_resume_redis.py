@@ -255,18 +255,17 @@ def resume_deadline(env, w):
        "nothing replayed when the late answer came")
 
 
-def catch_up_behind_answer(env, w, flush):
+def catch_up_behind_answer(env, w, flush, xs=1, history_size=100):
     """Server A's subscription is lost and comes back (Redis kept its data, or,
-    flushed, starts a new epoch); server B publishes "x" after A's PSUBSCRIBE ran
-    but A's subscriber socket brings it only after A's catch-up read was answered
-    (a Relay holds it). "x" was answered "redis": A's stream, open throughout, gets
-    it exactly once, after the catch-up's reset when the epoch is new, and never a
-    reset "unavailable"."""
+    flushed, starts a new epoch); server B publishes xs events "x1".. after A's
+    PSUBSCRIBE ran but A's subscriber socket brings them only after A's catch-up
+    read was answered (a Relay holds them). They were answered "redis". Returns A's
+    stream, open throughout; never a reset "unavailable"."""
     rs = w.redis()
     relay = w.add(Relay(rs.port))
     a, b = env, w.second_env("b")
-    a.start(dict(redis_conf(relay.port), heartbeat=30), procs=1)
-    b.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    a.start(dict(redis_conf(relay.port), heartbeat=30, history_size=history_size), procs=1)
+    b.start(dict(redis_conf(rs.port), heartbeat=30, history_size=history_size), procs=1)
     wait_mode(a, "redis", 10)
     wait_mode(b, "redis", 10)
     s = a.open_stream("cu")
@@ -279,30 +278,66 @@ def catch_up_behind_answer(env, w, flush):
     eq(kill_clients(rs, "sse-fcgi:subscriber:" + origin), 1, "A's subscriber killed")
     # A's new PSUBSCRIBE ran once its confirmations are held; x reaches A's socket later
     a.loop.wait(lambda: relay.held_bytes().count(b"psubscribe") >= 3, 10, "A's PSUBSCRIBE confirmed")
-    publish_redis(b, "cu", "x")
-    a.loop.wait(lambda: b"pmessage" in relay.held_bytes(), 10, "x held for A")
+    for i in range(xs):
+        publish_redis(b, "cu", "x%d" % (i + 1))
+    a.loop.wait(lambda: relay.held_bytes().count(b"pmessage") >= 2 * xs, 10, "the x held for A")
     check(relay.release_confirmations() > 0, "confirmations released")
     a.wait_log(r"history: catching up 1 open streams", timeout=10)
     a.wait_log(r"resume on cu after \d+: \d+ replayed", timeout=10)
     relay.release()
     publish_redis(b, "cu", "end")
     a.loop.wait(lambda: s.events and s.events[-1].data == "end" or s.complete, 10, "the last event")
-    got = [(e.type, e.data) for e in s.events]
-    want = [("message", "a")] + ([("reset", '{"reason":"epoch"}')] if flush else []) + \
-        [("message", "x"), ("message", "end")]
-    eq(got, want, "A's stream across the loss")
+    return s
+
+
+def ids_rise(s):
+    """No id twice, none going back, within an epoch (a reset may start a new one)."""
+    last = {}
+    for e in s.events:
+        if e.id is None:
+            continue
+        ep, n = e.id.rsplit("-", 1)
+        check(int(n) > last.get(ep, -1) or (e.type == "reset" and ep not in last),
+              "id %s after %r" % (e.id, [x.id for x in s.events]))
+        last[ep] = int(n)
 
 
 @test("redis_catch_up_behind_answer")
 @with_world
 def catch_up_behind_answer_kept(env, w):
-    catch_up_behind_answer(env, w, False)
+    s = catch_up_behind_answer(env, w, False)
+    eq([(e.type, e.data) for e in s.events], [("message", "a"), ("message", "x1"), ("message", "end")],
+       "A's stream across the loss: x1 once")
+    ids_rise(s)
 
 
 @test("redis_catch_up_behind_answer_new_epoch")
 @with_world
 def catch_up_behind_answer_flushed(env, w):
-    catch_up_behind_answer(env, w, True)
+    """Redis lost its data: the stream gets a reset "epoch" whose id is the new
+    epoch's head (x1's id: the catch-up read saw it), and x1's late live copy does
+    not follow it (the reset covers it; SPEC: no stream receives the same id twice);
+    then live events."""
+    s = catch_up_behind_answer(env, w, True)
+    eq([(e.type, e.data) for e in s.events],
+       [("message", "a"), ("reset", '{"reason":"epoch"}'), ("message", "end")],
+       "A's stream across the loss")
+    eq([e.id.rsplit("-", 1)[1] for e in s.events[1:]], ["1", "2"], "seqs of the new epoch")
+    check(len({e.id.rsplit("-", 1)[0] for e in s.events[1:]}) == 1, "one new epoch")
+    ids_rise(s)
+
+
+@test("redis_catch_up_new_epoch_trimmed")
+@with_world
+def catch_up_new_epoch_trimmed(env, w):
+    """As above with three events held back and history_size 2: the reset names
+    x3's id, and none of x1-x3 follows it when their live copies come late."""
+    s = catch_up_behind_answer(env, w, True, xs=3, history_size=2)
+    eq([(e.type, e.data) for e in s.events],
+       [("message", "a"), ("reset", '{"reason":"epoch"}'), ("message", "end")],
+       "A's stream across the loss")
+    eq([e.id.rsplit("-", 1)[1] for e in s.events[1:]], ["3", "4"], "the reset at the head, then live")
+    ids_rise(s)
 
 
 @test("redis_catch_up_unanswered")
