@@ -57,7 +57,8 @@ enum wait_state { W_READ, W_FILTER };
  * stream NULL: a head probe, which only learns a resource's position.
  */
 struct wait {
-	struct wait *prev, *next;
+	struct wait *prev, *next;   /* in rs->list[state]: send order, so deadline order */
+	struct wait *hnext;         /* in rs->wtab, by stream (head probes are not) */
 	void *stream;
 	enum wait_state state;
 	uint64_t token;
@@ -90,8 +91,13 @@ struct resume {
 	struct ev_timer sweep;
 	uint64_t sweep_ms;
 	char epoch[EPOCH_LEN + 1];
-	/* MODE_REDIS */
-	struct wait *waits, *waits_tail;
+	/* MODE_REDIS: waits by state (W_READ ones in the order their reads were sent,
+	 * which is the order of their deadlines and of Redis's answers), and by stream */
+	struct {
+		struct wait *head, *tail;
+	} list[2];
+	struct wait **wtab;
+	size_t wbuckets, nstreams;
 	struct ev_timer deadline;
 	uint64_t next_token;
 	struct pos **pos_tab;
@@ -287,13 +293,72 @@ pos_prune(struct resume *rs)
 
 /* ---- multi-server mode: held streams ---- */
 
+static size_t
+wait_bucket(const struct resume *rs, const void *stream)
+{
+	uint64_t x = (uint64_t)(uintptr_t)stream * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(x >> 32) & (rs->wbuckets - 1);
+}
+
 static struct wait *
 wait_find(struct resume *rs, void *stream)
 {
-	for (struct wait *w = rs->waits; w != NULL; w = w->next)
+	if (rs->wbuckets == 0)
+		return NULL;
+	for (struct wait *w = rs->wtab[wait_bucket(rs, stream)]; w != NULL; w = w->hnext)
 		if (w->stream == stream)
 			return w;
 	return NULL;
+}
+
+/* Doubles the table by stream when it gets full; without memory it stays as it is
+ * (chains grow longer, nothing is lost). */
+static void
+wait_tab_grow(struct resume *rs)
+{
+	size_t nb = rs->wbuckets ? rs->wbuckets * 2 : 64, ob = rs->wbuckets;
+	struct wait **nt = calloc(nb, sizeof(*nt)), **ot = rs->wtab;
+
+	if (nt == NULL)
+		return;
+	rs->wtab = nt;
+	rs->wbuckets = nb;
+	for (size_t b = 0; b < ob; b++) {
+		struct wait *w, *next;
+
+		for (w = ot[b]; w != NULL; w = next) {
+			size_t k = wait_bucket(rs, w->stream);
+
+			next = w->hnext;
+			w->hnext = nt[k];
+			nt[k] = w;
+		}
+	}
+	free(ot);
+}
+
+/* Puts w at the tail of the list of its state and, with a stream, in the table. */
+static void
+wait_link(struct resume *rs, struct wait *w)
+{
+	w->next = NULL;
+	w->prev = rs->list[w->state].tail;
+	if (w->prev != NULL)
+		w->prev->next = w;
+	else
+		rs->list[w->state].head = w;
+	rs->list[w->state].tail = w;
+	if (w->stream != NULL) {
+		size_t k;
+
+		if (rs->nstreams >= rs->wbuckets)
+			wait_tab_grow(rs);
+		k = wait_bucket(rs, w->stream);
+		w->hnext = rs->wtab[k];
+		rs->wtab[k] = w;
+		rs->nstreams++;
+	}
 }
 
 static void
@@ -302,12 +367,21 @@ wait_unlink(struct resume *rs, struct wait *w)
 	if (w->prev != NULL)
 		w->prev->next = w->next;
 	else
-		rs->waits = w->next;
+		rs->list[w->state].head = w->next;
 	if (w->next != NULL)
 		w->next->prev = w->prev;
 	else
-		rs->waits_tail = w->prev;
+		rs->list[w->state].tail = w->prev;
 	w->prev = w->next = NULL;
+	if (w->stream != NULL) {
+		struct wait **pp = &rs->wtab[wait_bucket(rs, w->stream)];
+
+		while (*pp != w)
+			pp = &(*pp)->hnext;
+		*pp = w->hnext;
+		w->hnext = NULL;
+		rs->nstreams--;
+	}
 }
 
 static void
@@ -325,14 +399,14 @@ deadline_arm(struct resume *rs)
 {
 	uint64_t now = ev_now_ms(rs->loop);
 
-	for (struct wait *w = rs->waits; w != NULL; w = w->next) {
-		if (w->state == W_READ) {
-			ev_timer_start(rs->loop, &rs->deadline, w->deadline_ms > now ?
-			    w->deadline_ms - now : 0);
-			return;
-		}
-	}
-	ev_timer_stop(rs->loop, &rs->deadline);
+	struct wait *w = rs->list[W_READ].head;
+
+	if (w == NULL)
+		ev_timer_stop(rs->loop, &rs->deadline);
+	else if (ev_timer_start(rs->loop, &rs->deadline, w->deadline_ms > now ?
+	    w->deadline_ms - now : 0) == -1)
+		log_warn("history: the read deadline timer could not be armed: %s",
+		    strerror(errno));
 }
 
 static void on_read(void *arg, uint64_t token, const struct redis_history *h);
@@ -362,12 +436,7 @@ wait_start(struct resume *rs, void *stream, const char *resource, size_t resourc
 		free(w);
 		return NULL;
 	}
-	w->prev = rs->waits_tail;
-	if (rs->waits_tail != NULL)
-		rs->waits_tail->next = w;
-	else
-		rs->waits = w;
-	rs->waits_tail = w;
+	wait_link(rs, w);
 	if (stream != NULL)
 		rs->ops->hold(rs->ops_arg, stream, 1);
 	deadline_arm(rs);
@@ -579,12 +648,7 @@ done:
 		expect = NULL;
 		w->state = W_FILTER;
 		w->after = pos;
-		w->prev = rs->waits_tail;
-		if (rs->waits_tail != NULL)
-			rs->waits_tail->next = w;
-		else
-			rs->waits = w;
-		rs->waits_tail = w;
+		wait_link(rs, w);
 		rs->ops->hold(rs->ops_arg, stream, 1);
 		pos_set(rs, w->resource, w->resource_len, w->epoch, w->epoch_len, pos, 0);
 	} else {
@@ -601,8 +665,10 @@ on_read(void *arg, uint64_t token, const struct redis_history *h)
 {
 	struct resume *rs = arg;
 
-	for (struct wait *w = rs->waits; w != NULL; w = w->next) {
-		if (w->token == token && w->state == W_READ) {
+	/* Answers come in the order the reads were sent: the first W_READ, but for
+	 * reads whose deadline passed or whose stream went away meanwhile */
+	for (struct wait *w = rs->list[W_READ].head; w != NULL; w = w->next) {
+		if (w->token == token) {
 			wait_complete(rs, w, h);
 			return;
 		}
@@ -620,9 +686,9 @@ on_deadline(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	(void)t;
 	/* One at a time: completing a wait may add or free others. */
 	do {
-		for (w = rs->waits; w != NULL; w = w->next)
-			if (w->state == W_READ && w->deadline_ms <= now)
-				break;
+		w = rs->list[W_READ].head;   /* the earliest deadline */
+		if (w != NULL && w->deadline_ms > now)
+			w = NULL;
 		if (w != NULL) {
 			log_info("history of %.*s not read within %d ms", (int)w->resource_len,
 			    w->resource, rs->conf->redis.publish_timeout_ms);
@@ -705,7 +771,9 @@ resume_new(struct ev_loop *loop, const struct conf *conf, struct hub *hub,
 		rs->mode = MODE_REDIS;
 		rs->pos_buckets = 1024;
 		rs->pos_tab = calloc(rs->pos_buckets, sizeof(*rs->pos_tab));
-		if (rs->pos_tab == NULL)
+		rs->wbuckets = 64;   /* grows with the streams held: see wait_link */
+		rs->wtab = calloc(rs->wbuckets, sizeof(*rs->wtab));
+		if (rs->pos_tab == NULL || rs->wtab == NULL)
 			goto fail;
 		hub_on_resync(hub, on_resync, rs);
 		log_info("history: in Redis, %d events per resource, %d s", conf->history_size,
@@ -751,13 +819,16 @@ resume_free(struct resume *rs)
 		return;
 	ev_timer_stop(rs->loop, &rs->sweep);
 	ev_timer_stop(rs->loop, &rs->deadline);
-	while (rs->waits != NULL) {
-		struct wait *w = rs->waits;
+	for (int st = W_READ; st <= W_FILTER; st++) {
+		while (rs->list[st].head != NULL) {
+			struct wait *w = rs->list[st].head;
 
-		wait_unlink(rs, w);
-		wait_free(w);
+			wait_unlink(rs, w);
+			wait_free(w);
+		}
 	}
-	for (size_t b = 0; b < rs->pos_buckets; b++) {
+	free(rs->wtab);
+	for (size_t b = 0; rs->pos_tab != NULL && b < rs->pos_buckets; b++) {
 		while (rs->pos_tab[b] != NULL) {
 			struct pos *p = rs->pos_tab[b];
 
@@ -810,10 +881,7 @@ resume_event_new(struct resume *rs, const char *resource, size_t resource_len,
 int
 resume_has_held(const struct resume *rs)
 {
-	for (const struct wait *w = rs->waits; w != NULL; w = w->next)
-		if (w->stream != NULL)
-			return 1;
-	return 0;
+	return rs->nstreams > 0;
 }
 
 int
