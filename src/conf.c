@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "eventid.h"
 #include "fcgi_record.h"
 #include "log.h"
 #include "route.h"
@@ -621,11 +622,12 @@ conf_dup(struct conf *dst, const struct conf *src)
 }
 
 size_t
-conf_message_bytes_max(int max_message_bytes)
+conf_message_bytes_max(int max_message_bytes, int history_size)
 {
 	size_t n = max_message_bytes > 0 ? (size_t)max_message_bytes : 0;
+	size_t id_line = history_size > 0 ? sizeof("id: \n") - 1 + EVENTID_MAX : 0;
 
-	return fcgi_stdout_size(sse_event_size_max(n, ROUTE_NAME_MAX));
+	return fcgi_stdout_size(sse_event_size_max(n, ROUTE_NAME_MAX) + id_line);
 }
 
 int
@@ -790,11 +792,13 @@ validate(struct load *ld, struct conf *c)
 		    "subscribe_prefix and publish_prefix must differ");
 		return -1;
 	}
-	if ((size_t)c->stream_queue_bytes < conf_message_bytes_max(c->max_message_bytes)) {
+	if ((size_t)c->stream_queue_bytes <
+	    conf_message_bytes_max(c->max_message_bytes, c->history_size)) {
 		cross_error(ld, KEY("stream_queue_bytes"), KEY("max_message_bytes"),
 		    "stream_queue_bytes (%d) must hold the largest encoded message, "
 		    "%zu bytes for max_message_bytes %d",
-		    c->stream_queue_bytes, conf_message_bytes_max(c->max_message_bytes),
+		    c->stream_queue_bytes,
+		    conf_message_bytes_max(c->max_message_bytes, c->history_size),
 		    c->max_message_bytes);
 		return -1;
 	}

@@ -148,9 +148,10 @@ int conf_apply_env(struct conf *c, char *err, size_t errlen);
 /*
  * Bytes one message of max_message_bytes can take on a stream in the worst case: SSE
  * framing of a payload made of line breaks (6 bytes each, "data:\n"), the longest event
- * name, and FastCGI record headers.
+ * name, the longest id line while history is on (history_size > 0), and FastCGI
+ * record headers.
  */
-size_t conf_message_bytes_max(int max_message_bytes);
+size_t conf_message_bytes_max(int max_message_bytes, int history_size);
 
 /* 1 if Redis is configured (redis.host or redis.socket set), else 0. */
 int conf_redis_is_configured(const struct conf *c);

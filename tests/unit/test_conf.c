@@ -416,10 +416,13 @@ static const struct bad bads[] = {
 	{ "reconnect min > max", "redis {\n reconnect_max_ms = 50\n}\n", 2, "redis.reconnect_max_ms",
 	  "must not exceed" },
 	{ "queue below message", "max_message_bytes = 300000\n", 1, "max_message_bytes",
-	  "stream_queue_bytes (1048576) must hold the largest encoded message, 1800367 bytes "
+	  "stream_queue_bytes (1048576) must hold the largest encoded message, 1800425 bytes "
 	    "for max_message_bytes 300000" },
 	{ "queue below encoded message", "max_message_bytes = 65536\nstream_queue_bytes = 262144\n",
-	  2, "stream_queue_bytes", "must hold the largest encoded message, 393415 bytes" },
+	  2, "stream_queue_bytes", "must hold the largest encoded message, 393473 bytes" },
+	{ "queue below encoded message and id line",
+	  "max_message_bytes = 65536\nstream_queue_bytes = 393415\n", 2, "stream_queue_bytes",
+	  "must hold the largest encoded message, 393473 bytes" },
 	{ "soft over hard", "stream_queue_soft_bytes = 2000000\n", 1, "stream_queue_soft_bytes",
 	  "must not exceed stream_queue_bytes (1048576)" },
 	{ "soft seconds 0", "stream_queue_soft_seconds = 0\n", 1, "stream_queue_soft_seconds",
