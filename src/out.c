@@ -7,6 +7,7 @@
 #endif
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -20,6 +21,16 @@
  * catches up must not keep everyone else's freed backlog in the process for good). */
 #define OUT_TRIM_BYTES (1u << 20)
 #define OUT_TRIM_FORCE (32u << 20)
+
+/* Fan-outs back to back: a flush that writes OUT_FANOUT_STREAMS streams or more is a
+ * fan-out; one that would start within OUT_FANOUT_GAP_US of the last one's end waits
+ * OUT_FANOUT_WAIT_MS first, so the publishes that arrive meanwhile leave in the same
+ * writes. Apart (light load) the flush is immediate. */
+#define OUT_FANOUT_STREAMS 32
+#define OUT_FANOUT_GAP_US 2000
+#ifndef OUT_FANOUT_WAIT_MS
+#define OUT_FANOUT_WAIT_MS 2
+#endif
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
 
@@ -44,7 +55,17 @@ struct out {
 	struct ev_timer flush_timer, heartbeat_timer;
 	int heartbeat_lost;   /* the heartbeat timer could not be re-armed */
 	struct msg *hb_msg;
+	uint64_t fanout_end_us;   /* when the last fan-out flush ended */
 };
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg);
 static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg);
@@ -58,7 +79,8 @@ mark_dirty(struct out *out, struct stream *s)
 	s->dirty_next = out->dirty;
 	out->dirty = s;
 	if (!ev_timer_is_active(&out->flush_timer) &&
-	    ev_timer_start(out->loop, &out->flush_timer, 0) == -1) {
+	    ev_timer_start(out->loop, &out->flush_timer,
+	    now_us() - out->fanout_end_us < OUT_FANOUT_GAP_US ? OUT_FANOUT_WAIT_MS : 0) == -1) {
 		/* the heartbeat timer is armed, and bringing an armed timer forward cannot
 		 * fail: its callback flushes in the flush timer's place */
 		ev_timer_start(out->loop, &out->heartbeat_timer, 0);
@@ -305,6 +327,7 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct out *out = arg;
 	struct stream *s = out->dirty, *next;
+	size_t n = 0;
 
 	(void)t;
 	out->dirty = NULL;
@@ -313,11 +336,15 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	for (; s != NULL; s = next) {
 		next = s->dirty_next;
 		s->flags &= (uint8_t)~STREAM_DIRTY;
-		if (s->flags & STREAM_DEAD)
+		if (s->flags & STREAM_DEAD) {
 			stream_finalize(out, s);
-		else if (!(s->flags & STREAM_BLOCKED))
+		} else if (!(s->flags & STREAM_BLOCKED)) {
 			flush_one(out, s);
+			n++;
+		}
 	}
+	if (n >= OUT_FANOUT_STREAMS)
+		out->fanout_end_us = now_us();
 }
 
 /* The peer only ever sends EOF or ABORT_REQUEST once the request is in. */

@@ -4,10 +4,15 @@
  *
  * A connection handed over by conn becomes a struct stream here: either an event stream,
  * registered under its resource until it ends, or a reply that closes once written.
- * Writes are deferred: queuing marks a stream dirty and a zero-delay timer flushes every
- * dirty stream after the current batch of events, so several events queued in one loop
- * pass leave in one writev. Closes are deferred the same way, so a stream may be killed
- * from anywhere (even while its resource is being walked) and is freed in one place.
+ * Writes are deferred: queuing marks a stream dirty and a timer flushes every dirty
+ * stream after the current batch of events, so several events queued in one loop pass
+ * leave in one writev. The timer is zero-delay, except when a fan-out (a flush of 32
+ * streams or more) would start within 2 ms of the last one's end: then it waits 2 ms,
+ * so that publishes arriving back to back leave in the same writes (one record and one
+ * writev here, one read and one write in the web server, for several events). Publishes
+ * further apart than that, light load, are flushed at once. Closes are deferred the
+ * same way, so a stream may be killed from anywhere (even while its resource is being
+ * walked) and is freed in one place.
  *
  * The owner learns about descriptors closed (on_release) and about a stream that dies
  * while a publish it made is still pending (on_abandon), and nothing else.
