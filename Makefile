@@ -86,6 +86,8 @@ $(O)/tests/%: tests/unit/%.c $(LIB)
 
 # test_server injects failures into the loop calls that server, conn and out make.
 $(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set
+# test_hub: a Redis connection whose retry timer cannot be armed.
+$(O)/tests/test_hub: TEST_WRAP := -Wl,--wrap=ev_timer_start
 
 $(FUZZ_LIB): $(CORE_SRC:%.c=$(FUZZ_O)/%.o)
 	@rm -f $@

@@ -175,7 +175,11 @@ arm_deadline(struct hub *hub)
 		return;
 	}
 	now = ev_now_ms(hub->loop);
-	ev_timer_start(hub->loop, &hub->deadline, next > now ? next - now : 0);
+	/* Without memory for the timer heap the ledger's deadlines wait for the next
+	 * publish, echo or EXEC, which all come back here. */
+	if (ev_timer_start(hub->loop, &hub->deadline, next > now ? next - now : 0) == -1)
+		log_warn("SSE: the publish ledger's deadline timer could not be armed (%s); "
+		    "retried at the next publish", strerror(errno));
 }
 
 /* Deliver what the subscriber already received before a local delivery (see
@@ -461,6 +465,7 @@ hub_publish(struct hub *hub, const char *resource, size_t resource_len,
 		done(arg, &res);
 		return 0;
 	}
+	redis_timers_retry(hub->redis);
 	if (!redis_is_up(hub->redis))
 		sub_catch_up(hub);   /* may find us up, or lose the subscription */
 	if (!redis_is_up(hub->redis) && redis_sub_is_ready(hub->redis)) {

@@ -27,7 +27,9 @@
  * OUT_FANOUT_WAIT_MS first, so the publishes that arrive meanwhile leave in the same
  * writes. Apart (light load) the flush is immediate. */
 #define OUT_FANOUT_STREAMS 32
+#ifndef OUT_FANOUT_GAP_US
 #define OUT_FANOUT_GAP_US 2000
+#endif
 #ifndef OUT_FANOUT_WAIT_MS
 #define OUT_FANOUT_WAIT_MS 2
 #endif

@@ -29,7 +29,7 @@ enum conn_state {
 	CONN_KILLING       /* we gave up on it; the timer (0 ms) frees it */
 };
 
-struct conn {
+struct redis_conn {
 	struct redis *r;
 	const char *name;             /* "subscriber" / "publisher" */
 	int is_sub;
@@ -46,6 +46,8 @@ struct conn {
 	char client_name[64];         /* CLIENT SETNAME: sse-fcgi:<name>:<origin> */
 	char last_logged[160];        /* failure reason logged last, to not repeat it */
 	struct ev_timer timer;
+	int timer_lost;               /* could not be armed: redis_timers_retry() does it */
+	uint64_t timer_lost_ms;
 };
 
 struct redis {
@@ -53,11 +55,12 @@ struct redis {
 	const struct conf_redis *conf;
 	const struct redis_handler *h;
 	void *arg;
-	struct conn sub, pub;
+	struct redis_conn sub, pub;
 	char *patterns[NPATTERNS];    /* data, meta, probe */
 	size_t meta_prefix_len;       /* strlen(SSE_CHANNEL_NS "meta:" prefix) */
 	size_t prefix_len;
 	struct ev_timer probe_timer;
+	int probe_timer_lost;         /* could not be armed: redis_timers_retry() does it */
 	uint64_t probe_seq;           /* last probe sent */
 	uint64_t probe_out;           /* probe awaited on the subscriber, 0 = none */
 	int probe_acked;              /* Redis answered the probe's PUBLISH */
@@ -100,11 +103,45 @@ struct barrier {
 	struct barrier *next;
 };
 
-static void conn_fail(struct conn *c, const char *reason);
+static void conn_fail(struct redis_conn *c, const char *reason);
+
+/*
+ * Arms c's timer (its retry, its connect timeout, its teardown). ev_timer_start fails only
+ * without memory for the timer heap; then the connection would wait forever, so the
+ * timer is noted and armed again by redis_timers_retry(), which every publish calls.
+ */
+static void
+conn_timer_arm(struct redis_conn *c, uint64_t ms)
+{
+	if (ev_timer_start(c->r->loop, &c->timer, ms) == 0) {
+		c->timer_lost = 0;
+		return;
+	}
+	if (!c->timer_lost)
+		log_error("SSE: Redis %s: cannot arm a timer (%s); retried at the next publish",
+		    c->name, strerror(errno));
+	c->timer_lost = 1;
+	c->timer_lost_ms = ms;
+}
+
+static void
+probe_timer_arm(struct redis *r)
+{
+	uint64_t ms = (uint64_t)r->conf->probe_interval * 1000;
+
+	if (ev_timer_start(r->loop, &r->probe_timer, ms) == 0) {
+		r->probe_timer_lost = 0;
+		return;
+	}
+	if (!r->probe_timer_lost)
+		log_error("SSE: Redis: cannot arm the probe timer (%s); retried at the next publish",
+		    strerror(errno));
+	r->probe_timer_lost = 1;
+}
 static void on_sub(redisAsyncContext *ac, void *reply, void *priv);
 static void barriers_fail(struct redis *r);
-static void conn_connect(struct conn *c);
-static void resolve_poll(struct conn *c);
+static void conn_connect(struct redis_conn *c);
+static void resolve_poll(struct redis_conn *c);
 
 unsigned
 redis_backoff_ms(unsigned min_ms, unsigned max_ms, unsigned attempt, uint32_t rnd)
@@ -133,6 +170,18 @@ next_rnd(struct redis *r)
 	r->rnd ^= r->rnd << 25;
 	r->rnd ^= r->rnd >> 27;
 	return (uint32_t)((r->rnd * 2685821657736338717ULL) >> 32);
+}
+
+void
+redis_timers_retry(struct redis *r)
+{
+	struct redis_conn *cs[2] = { &r->sub, &r->pub };
+
+	for (int i = 0; i < 2; i++)
+		if (cs[i]->timer_lost)
+			conn_timer_arm(cs[i], cs[i]->timer_lost_ms);
+	if (r->probe_timer_lost && r->up)
+		probe_timer_arm(r);
 }
 
 int
@@ -174,7 +223,7 @@ redis_probe_failures(const struct redis *r)
 static void
 on_io(struct ev_loop *loop, int fd, int events, void *arg)
 {
-	struct conn *c = arg;
+	struct redis_conn *c = arg;
 	redisAsyncContext *ac = c->ac;
 
 	(void)loop;
@@ -198,7 +247,7 @@ on_io(struct ev_loop *loop, int fd, int events, void *arg)
 void
 redis_sub_drain(struct redis *r)
 {
-	struct conn *c = &r->sub;
+	struct redis_conn *c = &r->sub;
 	int i;
 
 	for (i = 0; i < DRAIN_READS_MAX; i++) {
@@ -222,7 +271,7 @@ redis_sub_drain(struct redis *r)
 int
 redis_sub_barrier(struct redis *r, uint64_t token)
 {
-	struct conn *c = &r->sub;
+	struct redis_conn *c = &r->sub;
 	struct barrier *b;
 	const char *argv[2] = { "PSUBSCRIBE", r->patterns[2] };
 	size_t argvlen[2] = { 10, strlen(r->patterns[2]) };
@@ -250,7 +299,7 @@ redis_sub_barrier(struct redis *r, uint64_t token)
 }
 
 static void
-hook_set(struct conn *c, int want)
+hook_set(struct redis_conn *c, int want)
 {
 	struct ev_loop *loop = c->r->loop;
 
@@ -281,7 +330,7 @@ hook_set(struct conn *c, int want)
 static void
 hook_add_read(void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 
 	hook_set(c, c->events | EV_READ);
 }
@@ -289,7 +338,7 @@ hook_add_read(void *priv)
 static void
 hook_del_read(void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 
 	hook_set(c, c->events & ~EV_READ);
 }
@@ -297,7 +346,7 @@ hook_del_read(void *priv)
 static void
 hook_add_write(void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 
 	hook_set(c, c->events | EV_WRITE);
 }
@@ -305,7 +354,7 @@ hook_add_write(void *priv)
 static void
 hook_del_write(void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 
 	hook_set(c, c->events & ~EV_WRITE);
 }
@@ -315,7 +364,7 @@ hook_del_write(void *priv)
 static void
 hook_cleanup(void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 
 	if (c->registered)
 		ev_io_del(c->r->loop, c->fd);
@@ -330,12 +379,13 @@ static void
 probe_stop(struct redis *r)
 {
 	ev_timer_stop(r->loop, &r->probe_timer);
+	r->probe_timer_lost = 0;
 	r->probe_out = 0;
 	r->probe_acked = 0;
 }
 
 static void
-log_failure(struct conn *c, const char *reason)
+log_failure(struct redis_conn *c, const char *reason)
 {
 	/* Once per outage and per distinct reason; a Redis that stays down for a
 	 * day does not fill the log, a change of symptom is still seen. */
@@ -352,13 +402,14 @@ log_failure(struct conn *c, const char *reason)
 /* c leaves CONNECTING or READY for `next`, because of reason. Tells the handler
  * what that means for the process. */
 static void
-conn_down(struct conn *c, enum conn_state next, const char *reason)
+conn_down(struct redis_conn *c, enum conn_state next, const char *reason)
 {
 	struct redis *r = c->r;
 	int was_up = r->up, was_ready = c->state == CONN_READY;
 
 	c->state = next;
 	ev_timer_stop(r->loop, &c->timer);
+	c->timer_lost = 0;
 	snprintf(r->reason, sizeof(r->reason), "%s (%s)", reason, c->name);
 	if (was_ready) {
 		log_warn("SSE: Redis connection closed (%s: %s)%s", c->name, reason,
@@ -383,7 +434,7 @@ conn_down(struct conn *c, enum conn_state next, const char *reason)
 }
 
 static void
-schedule_retry(struct conn *c)
+schedule_retry(struct redis_conn *c)
 {
 	struct redis *r = c->r;
 	unsigned ms = redis_backoff_ms((unsigned)r->conf->reconnect_min_ms,
@@ -395,7 +446,7 @@ schedule_retry(struct conn *c)
 		c->attempt++;
 	c->state = CONN_IDLE;
 	log_debug("SSE: Redis %s: next attempt in %u ms", c->name, ms);
-	ev_timer_start(r->loop, &c->timer, ms);
+	conn_timer_arm(c, ms);
 }
 
 /* We give up on c's context. Never frees it here: we may be inside one of its
@@ -403,22 +454,26 @@ schedule_retry(struct conn *c)
  * guard, so even redisAsyncFree() would free under its feet); the 0 ms timer
  * does it from a clean stack. */
 static void
-conn_fail(struct conn *c, const char *reason)
+conn_fail(struct redis_conn *c, const char *reason)
 {
 	if (c->state != CONN_CONNECTING && c->state != CONN_READY)
 		return;
 	conn_down(c, CONN_KILLING, reason);
 	if (c->registered) {
-		ev_io_set(c->r->loop, c->fd, EV_NONE);
+		/* a descriptor left watched only wakes the loop for nothing until the
+		 * teardown below; it cannot be serviced twice */
+		if (ev_io_set(c->r->loop, c->fd, EV_NONE) == -1)
+			log_debug("SSE: Redis %s: cannot stop watching the socket: %s", c->name,
+			    strerror(errno));
 		c->events = EV_NONE;
 	}
-	ev_timer_start(c->r->loop, &c->timer, 0);
+	conn_timer_arm(c, 0);
 }
 
 /* hiredis is freeing c's context (after our disconnect or failed-connect
  * callback returns). */
 static void
-conn_gone(struct conn *c, const char *reason)
+conn_gone(struct redis_conn *c, const char *reason)
 {
 	c->ac = NULL;
 	if (c->state == CONN_KILLING)
@@ -428,7 +483,7 @@ conn_gone(struct conn *c, const char *reason)
 }
 
 static void
-conn_ready(struct conn *c)
+conn_ready(struct redis_conn *c)
 {
 	struct redis *r = c->r;
 
@@ -437,13 +492,14 @@ conn_ready(struct conn *c)
 	c->failing = 0;
 	c->last_logged[0] = '\0';
 	ev_timer_stop(r->loop, &c->timer);
+	c->timer_lost = 0;
 	log_info("SSE: Redis %s ready", c->name);
 	if (!r->up && redis_is_up(r)) {
 		r->up = 1;
 		r->reason[0] = '\0';
 		log_notice("SSE: Redis Pub/Sub enabled (multi-server mode)");
 		r->probe_out = 0;
-		ev_timer_start(r->loop, &r->probe_timer, (uint64_t)r->conf->probe_interval * 1000);
+		probe_timer_arm(r);
 		r->h->on_mode(r->arg, 1);
 	}
 }
@@ -451,7 +507,7 @@ conn_ready(struct conn *c)
 static void
 on_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
-	struct conn *c = arg;
+	struct redis_conn *c = arg;
 	char why[96];
 
 	(void)loop;
@@ -490,7 +546,7 @@ on_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
 static void
 on_connect(const redisAsyncContext *ac, int status)
 {
-	struct conn *c = ac->data;
+	struct redis_conn *c = ac->data;
 
 	if (c == NULL || c->ac != ac)
 		return;
@@ -503,7 +559,7 @@ on_connect(const redisAsyncContext *ac, int status)
 static void
 on_disconnect(const redisAsyncContext *ac, int status)
 {
-	struct conn *c = ac->data;
+	struct redis_conn *c = ac->data;
 
 	if (c == NULL || c->ac != ac)
 		return;
@@ -534,7 +590,7 @@ error_reason(char *buf, size_t size, const char *what, const char *err)
 static void
 on_auth(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 	redisReply *rep = reply;
 	char why[256];
 
@@ -559,7 +615,7 @@ on_auth(redisAsyncContext *ac, void *reply, void *priv)
 static void
 on_ping(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 	redisReply *rep = reply;
 	char why[256];
 
@@ -578,7 +634,7 @@ on_ping(redisAsyncContext *ac, void *reply, void *priv)
 static void
 on_setname(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 	redisReply *rep = reply;
 
 	if (rep == NULL || c->ac != ac || c->state != CONN_CONNECTING)
@@ -651,7 +707,7 @@ barriers_fail(struct redis *r)
 static void
 on_sub(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct conn *c = priv;
+	struct redis_conn *c = priv;
 	struct redis *r = c->r;
 	redisReply *rep = reply, *pat, *chan, *msg;
 
@@ -824,10 +880,10 @@ lookup_abandon(struct redis *r)
 
 /* ---- connecting ---- */
 
-static void conn_open(struct conn *c, const char *addr);
+static void conn_open(struct redis_conn *c, const char *addr);
 
 static void
-resolve_poll(struct conn *c)
+resolve_poll(struct redis_conn *c)
 {
 	struct redis *r = c->r;
 	char why[192];
@@ -839,7 +895,7 @@ resolve_poll(struct conn *c)
 	}
 	if (err == EAI_INPROGRESS) {
 		if (ev_now_ms(r->loop) < c->deadline_ms) {
-			ev_timer_start(r->loop, &c->timer, 5);
+			conn_timer_arm(c, 5);
 			return;
 		}
 		snprintf(why, sizeof(why), "no address for %s within %d ms", r->conf->host,
@@ -853,7 +909,7 @@ resolve_poll(struct conn *c)
 }
 
 static void
-conn_connect(struct conn *c)
+conn_connect(struct redis_conn *c)
 {
 	struct redis *r = c->r;
 	const struct conf_redis *cf = r->conf;
@@ -884,7 +940,7 @@ conn_connect(struct conn *c)
 /* addr: the numeric address to use for cf->host, NULL to use cf->host or
  * cf->socket as they are. */
 static void
-conn_open(struct conn *c, const char *addr)
+conn_open(struct redis_conn *c, const char *addr)
 {
 	struct redis *r = c->r;
 	const struct conf_redis *cf = r->conf;
@@ -924,7 +980,7 @@ conn_open(struct conn *c, const char *addr)
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	if (c->state != CONN_CONNECTING)
 		return;   /* a hook failed: conn_fail() took over */
-	ev_timer_start(r->loop, &c->timer, (uint64_t)cf->connect_timeout_ms);
+	conn_timer_arm(c, (uint64_t)cf->connect_timeout_ms);
 
 	if (cf->password != NULL) {
 		const char *argv[2] = { "AUTH", cf->password };
@@ -973,6 +1029,7 @@ on_probe_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	const char *argv[3];
 	size_t argvlen[3];
 
+	(void)loop;
 	(void)t;
 	if (!r->up)
 		return;
@@ -1004,7 +1061,7 @@ on_probe_timer(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	}
 	r->probe_out = r->probe_seq;
 	r->probe_acked = 0;
-	ev_timer_start(loop, &r->probe_timer, (uint64_t)r->conf->probe_interval * 1000);
+	probe_timer_arm(r);
 }
 
 /* ---- publishing ---- */
@@ -1104,7 +1161,7 @@ concat3(const char *a, const char *b, const char *c)
 }
 
 static void
-conn_init(struct conn *c, struct redis *r, const char *name, int is_sub)
+conn_init(struct redis_conn *c, struct redis *r, const char *name, int is_sub)
 {
 	c->r = r;
 	c->name = name;
@@ -1164,7 +1221,7 @@ redis_new(struct ev_loop *loop, const struct conf_redis *conf, const char *origi
 void
 redis_free(struct redis *r)
 {
-	struct conn *conns[2];
+	struct redis_conn *conns[2];
 	size_t i;
 
 	if (r == NULL)
@@ -1173,8 +1230,9 @@ redis_free(struct redis *r)
 	conns[0] = &r->sub;
 	conns[1] = &r->pub;
 	ev_timer_stop(r->loop, &r->probe_timer);
+	r->probe_timer_lost = 0;
 	for (i = 0; i < 2; i++) {
-		struct conn *c = conns[i];
+		struct redis_conn *c = conns[i];
 		redisAsyncContext *ac = c->ac;
 
 		if (c->r == NULL)
@@ -1329,7 +1387,7 @@ static void on_call(redisAsyncContext *ac, void *reply, void *priv);
 static void
 on_script_load(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct redis *r = ac->data != NULL ? ((struct conn *)ac->data)->r : NULL;
+	struct redis *r = ac->data != NULL ? ((struct redis_conn *)ac->data)->r : NULL;
 	redisReply *rep = reply;
 	int which = (int)(intptr_t)priv;
 

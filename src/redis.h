@@ -167,6 +167,11 @@ int redis_history_read(struct redis *r, const char *resource, size_t resource_le
     const char *epoch, size_t epoch_len, uint64_t after, unsigned count,
     redis_history_fn *fn, void *arg, uint64_t token);
 
+/* Arms again the timers that could not be armed (no memory for the timer heap): a
+ * connection's retry, connect timeout or teardown, the probe. Cheap when there are none;
+ * the hub calls it on every publish. */
+void redis_timers_retry(struct redis *r);
+
 /* The publisher looks stuck (a publish got no answer in time): rebuild it, if
  * it is ready (one still connecting is left to its connect timeout). */
 void redis_reset_publisher(struct redis *r, const char *reason);

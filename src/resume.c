@@ -90,6 +90,7 @@ struct resume {
 	struct history *hist;   /* MODE_LOCAL */
 	struct ev_timer sweep;
 	uint64_t sweep_ms;
+	int sweep_lost;         /* see sweep_arm */
 	char epoch[EPOCH_LEN + 1];
 	/* MODE_REDIS: waits by state (W_READ ones in the order their reads were sent,
 	 * which is the order of their deadlines and of Redis's answers), and by stream */
@@ -796,11 +797,25 @@ fail:
 	return NULL;
 }
 
+/* Without memory for the timer heap the sweep is armed again by the next publish
+ * (resume_event_new): expiry waits, the history_bytes bound still holds. */
+static void
+sweep_arm(struct resume *rs)
+{
+	int lost = ev_timer_start(rs->loop, &rs->sweep, rs->sweep_ms) == -1;
+
+	if (lost && !rs->sweep_lost)
+		log_warn("history: the expiry timer could not be armed (%s); retried at the "
+		    "next publish", strerror(errno));
+	rs->sweep_lost = lost;
+}
+
 static void
 on_sweep(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct resume *rs = arg;
 
+	(void)t;
 	if (rs->mode == MODE_LOCAL) {
 		size_t n = history_expire(rs->hist, ev_now_ms(loop));
 
@@ -809,7 +824,7 @@ on_sweep(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	} else {
 		pos_prune(rs);
 	}
-	ev_timer_start(loop, t, rs->sweep_ms);
+	sweep_arm(rs);
 }
 
 void
@@ -857,6 +872,8 @@ resume_event_new(struct resume *rs, const char *resource, size_t resource_len,
 	struct msg *m;
 	struct eventid parsed;
 
+	if (rs->sweep_lost)
+		sweep_arm(rs);
 	switch (rs->mode) {
 	case MODE_OFF:
 		return frame(NULL, 0, event, event_len, data, len);

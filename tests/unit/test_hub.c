@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,23 @@
 #include "ev.h"
 #include "hub.h"
 #include "log.h"
+
+/* Linked with --wrap=ev_timer_start (Makefile): while fail_timers is set, arming a timer
+ * that is not armed yet fails as it would without memory for the timer heap. */
+static int fail_timers;
+
+int __real_ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms);
+int __wrap_ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms);
+
+int
+__wrap_ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms)
+{
+	if (fail_timers && !ev_timer_is_active(t)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return __real_ev_timer_start(loop, t, after_ms);
+}
 
 struct world {
 	struct ev_loop *loop;
@@ -144,6 +162,43 @@ refused(void **state)
 }
 
 /*
+ * A reconnect timer that cannot be armed (no memory for the timer heap) does not leave
+ * the connection down for good: the next publish arms it again.
+ */
+static void
+retry_timer_lost(void **state)
+{
+	struct world *w = *state;
+	unsigned long n;
+	int i;
+
+	w->conf.redis.host = strdup("127.0.0.1");
+	w->conf.redis.port = 1;
+	w->conf.redis.reconnect_min_ms = 5;
+	w->conf.redis.reconnect_max_ms = 10;
+	w->hub = hub_new(w->loop, &w->conf, on_deliver, w);
+	assert_non_null(w->hub);
+	for (i = 0; i < 200 && hub_reconnects(w->hub) < 2; i++)
+		ev_loop_run_once(w->loop, 50);
+	assert_true(hub_reconnects(w->hub) >= 2);
+	/* every retry from now on finds no room for its timer */
+	fail_timers = 1;
+	for (i = 0; i < 20; i++)
+		ev_loop_run_once(w->loop, 20);
+	fail_timers = 0;
+	n = hub_reconnects(w->hub);
+	for (i = 0; i < 10; i++)
+		ev_loop_run_once(w->loop, 20);
+	assert_int_equal(hub_reconnects(w->hub), n);   /* stalled: nothing armed */
+	/* a publish arms the lost timers again, and the attempts resume */
+	assert_int_equal(hub_publish(w->hub, "doc-1", 5, NULL, 0, "x", 1, on_done, w), 0);
+	assert_int_equal(w->done, 1);
+	for (i = 0; i < 200 && hub_reconnects(w->hub) < n + 2; i++)
+		ev_loop_run_once(w->loop, 50);
+	assert_true(hub_reconnects(w->hub) >= n + 2);
+}
+
+/*
  * A loopback listener with a full accept queue: with backlog 0 the kernel keeps one
  * connection waiting and drops later SYNs, so a connect to it stays in progress (and
  * no packet leaves the machine). Returns the listener; *filler is the queued client.
@@ -193,6 +248,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(single_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(retry_timer_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(free_while_connecting, setup, teardown),
 	};
 

@@ -74,6 +74,12 @@ redis_is_up(const struct redis *r)
 	return r->up;
 }
 
+void
+redis_timers_retry(struct redis *r)
+{
+	(void)r;
+}
+
 const char *
 redis_down_reason(const struct redis *r)
 {
