@@ -2,9 +2,6 @@
 #include "out.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +9,7 @@
 
 #include "conf.h"
 #include "ev.h"
+#include "heap.h"
 #include "log.h"
 #include "registry.h"
 #include "sse.h"
@@ -273,9 +271,7 @@ out_backlog_drained(struct out *out, size_t bytes)
 	if (out->drained < OUT_TRIM_BYTES || (out->nblocked > 0 && out->drained < OUT_TRIM_FORCE))
 		return;
 	out->drained = 0;
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
+	heap_trim();
 }
 
 static void

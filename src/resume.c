@@ -2,9 +2,6 @@
 #include "resume.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +13,7 @@
 #include "conf.h"
 #include "ev.h"
 #include "eventid.h"
+#include "heap.h"
 #include "history.h"
 #include "hub.h"
 #include "log.h"
@@ -413,9 +411,7 @@ deadline_arm(struct resume *rs)
 
 	if (w == NULL && rs->reads_done >= TRIM_READS) {
 		rs->reads_done = 0;
-#ifdef __GLIBC__
-		malloc_trim(0);
-#endif
+		heap_trim();
 	}
 	if (w == NULL)
 		ev_timer_stop(rs->loop, &rs->deadline);

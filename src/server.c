@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "ev.h"
+#include "heap.h"
 #include "hub.h"
 #include "log.h"
 #include "out.h"
@@ -37,6 +38,11 @@
 #include "stream.h"
 
 #define ACCEPT_BATCH 64            /* accepts per wake-up, so accepting cannot starve streams */
+/* Every TRIM_EVERY_MS, freed memory beyond TRIM_MIN_FREE is given back to the system: what
+ * churning streams, replies and Redis round trips leave free between the live allocations
+ * otherwise stays resident (heap.h). One malloc_trim a minute at most, ~1 ms. */
+#define TRIM_EVERY_MS 60000
+#define TRIM_MIN_FREE (1u << 20)
 #define SHUTDOWN_JITTER_MS 10000   /* retry: spread on shutdown */
 #define STEP_BACK_MS 50            /* a full process leaves the accept race this long */
 #define LISTEN_RETRY_MS 1000       /* watching the listen socket failed: try again after */
@@ -56,7 +62,7 @@ struct server {
 	struct out *out;
 	struct resume *resume;  /* event ids and history (resume.h) */
 	struct server_routes routes;
-	struct ev_timer shutdown_timer, step_back_timer;
+	struct ev_timer shutdown_timer, step_back_timer, trim_timer;
 };
 
 static void on_listen(struct ev_loop *loop, int fd, int events, void *arg);
@@ -199,6 +205,17 @@ listen_has_waiting(int fd)
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void
+on_trim(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	(void)arg;
+	if (heap_trim_if_free(TRIM_MIN_FREE))
+		log_debug("freed memory given back to the system");
+	/* without memory for the timer heap trimming stops; nothing else depends on it */
+	if (ev_timer_start(loop, t, TRIM_EVERY_MS) == -1)
+		log_warn("cannot arm the memory trim timer: %s", strerror(errno));
 }
 
 static void
@@ -374,6 +391,7 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 	srv->reserve_fd = -1;
 	ev_timer_init(&srv->shutdown_timer, on_grace_over, srv);
 	ev_timer_init(&srv->step_back_timer, on_step_back_over, srv);
+	ev_timer_init(&srv->trim_timer, on_trim, srv);
 	if (server_routes_init(&srv->routes, conf) == -1)
 		goto fail;
 	srv->reg = registry_new();
@@ -412,6 +430,10 @@ server_new(struct ev_loop *loop, const struct conf *conf, int listen_fd, int str
 		goto fail;
 	}
 	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (ev_timer_start(loop, &srv->trim_timer, TRIM_EVERY_MS) == -1) {
+		log_error("cannot arm the memory trim timer: %s", strerror(errno));
+		goto fail;
+	}
 	return srv;
 
 fail:
@@ -461,6 +483,7 @@ server_free(struct server *srv)
 	out_free(srv->out);   /* before the hub: pending publishers are cancelled there */
 	ev_timer_stop(srv->loop, &srv->shutdown_timer);
 	ev_timer_stop(srv->loop, &srv->step_back_timer);
+	ev_timer_stop(srv->loop, &srv->trim_timer);
 	if (srv->listen_fd != -1) {
 		listen_unwatch(srv);
 		close(srv->listen_fd);
