@@ -1,6 +1,7 @@
 /* heap — see heap.h. */
 #include "heap.h"
 
+#include <stdlib.h>   /* defines __GLIBC__ (through <features.h>) on glibc */
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
