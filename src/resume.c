@@ -655,7 +655,9 @@ done:
 		 * below), may still arrive live: drop them. */
 		for (size_t i = 0; i < w->nheld; i++)
 			msg_unref(w->held[i].m);
-		w->nheld = w->held_bytes = 0;
+		free(w->held);   /* a filter holds nothing: only the position and the epoch */
+		w->held = NULL;
+		w->nheld = w->capheld = w->held_bytes = 0;
 		w->expect = expect;
 		w->nexpect = nexpect;
 		expect = NULL;
