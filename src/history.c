@@ -382,23 +382,37 @@ history_resources(const struct history *h)
 	return h->nrecs;
 }
 
+static void
+merge_emit(struct history_ent *out, size_t *n, const struct history_ent *e, uint64_t *delivered)
+{
+	if (!eventid_is_new(*delivered, e->seq))
+		return;   /* delivered before, or the second copy of this one */
+	out[(*n)++] = *e;
+	*delivered = e->seq;
+}
+
 size_t
-history_merge(struct history_ent *out, const struct history_ent *a, size_t na,
+history_merge_held(struct history_ent *out, const struct history_ent *a, size_t na,
     const struct history_ent *b, size_t nb, uint64_t *delivered)
 {
-	size_t i = 0, j = 0, n = 0;
+	size_t i = 0, j, n = 0;
+	uint64_t first = UINT64_MAX;   /* seq of b's first positioned event */
 
-	while (i < na || j < nb) {
-		const struct history_ent *e;
-
-		if (j >= nb || (i < na && a[i].seq <= b[j].seq))
-			e = &a[i++];
-		else
-			e = &b[j++];
-		if (!eventid_is_new(*delivered, e->seq))
-			continue;   /* delivered before, or the second copy of this one */
-		out[n++] = *e;
-		*delivered = e->seq;
+	for (j = 0; j < nb && first == UINT64_MAX; j++)
+		if (b[j].seq != 0)
+			first = b[j].seq;
+	while (i < na && a[i].seq < first)
+		merge_emit(out, &n, &a[i++], delivered);
+	for (j = 0; j < nb; j++) {
+		if (b[j].seq == 0) {
+			out[n++] = b[j];
+			continue;
+		}
+		while (i < na && a[i].seq <= b[j].seq)
+			merge_emit(out, &n, &a[i++], delivered);
+		merge_emit(out, &n, &b[j], delivered);
 	}
+	while (i < na)
+		merge_emit(out, &n, &a[i++], delivered);
 	return n;
 }

@@ -83,13 +83,19 @@ size_t history_events(const struct history *h);      /* events kept now */
 size_t history_resources(const struct history *h);   /* records, tombstones included */
 
 /*
- * The merge of a replay with live events held meanwhile: a and b are each in ascending
- * seq order; out (room for na + nb) receives their union in order, without the events
- * already delivered (eventid_is_new against *delivered) and without the second copy of
- * an event present in both. *delivered moves to the last seq written. Returns how many
- * were written. Borrows everything.
+ * The merge of a replay with the live events held for a stream while its history was
+ * read. a (the replay) is in ascending seq order; b is what was held, in the order it
+ * arrived, seq 0 for an event that has no place in this history (no id, another epoch).
+ * Arrival order is publish order as the process saw it, so it is kept:
+ * the replay's events below b's first positioned event go first (published before the
+ * hold began), then b in arrival order, each positioned event preceded by the replay's
+ * events below it, then the rest of the replay. A local event (no id) that came before
+ * an event with an id stays before it. Events already delivered (eventid_is_new against
+ * *delivered) and the second copy of an event in both are left out; *delivered moves to
+ * the last seq written. Returns how many were written to out (room for na + nb).
+ * Borrows everything.
  */
-size_t history_merge(struct history_ent *out, const struct history_ent *a, size_t na,
+size_t history_merge_held(struct history_ent *out, const struct history_ent *a, size_t na,
     const struct history_ent *b, size_t nb, uint64_t *delivered);
 
 #endif

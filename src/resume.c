@@ -480,9 +480,9 @@ static void
 wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 {
 	struct history_ent *replay = NULL, *held = NULL, *out = NULL;
-	struct msg **order = NULL, **rest = NULL;
+	struct msg **order = NULL;
 	uint64_t *expect = NULL;
-	size_t nreplay = 0, nheld = 0, nout = 0, nrest = 0, nexpect = 0;
+	size_t nreplay = 0, nheld = 0, nout = 0, nexpect = 0;
 	const char *reason = NULL;
 	uint64_t pos = w->after, head = 0;
 	char hepoch[EVENTID_EPOCH_MAX + 1] = "";
@@ -538,9 +538,8 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 	replay = calloc(h != NULL ? h->n + 1 : 1, sizeof(*replay));
 	held = calloc(w->nheld + 1, sizeof(*held));
 	out = calloc((h != NULL ? h->n : 0) + w->nheld + 1, sizeof(*out));
-	rest = calloc(w->nheld + 1, sizeof(*rest));
 	expect = calloc(h != NULL ? h->n + 1 : 1, sizeof(*expect));
-	if (order == NULL || replay == NULL || held == NULL || out == NULL || rest == NULL ||
+	if (order == NULL || replay == NULL || held == NULL || out == NULL ||
 	    expect == NULL) {
 		how = RESUME_FAILED;
 		goto done;
@@ -598,25 +597,22 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 		    h->n >= (size_t)(rs->conf->history_size < READ_MAX ? rs->conf->history_size :
 		    READ_MAX);
 	}
-	/* Held live events of the history's epoch merge by position; the others (no id,
-	 * another epoch) follow in arrival order. */
+	/* Held live events keep their arrival order, those of the history's epoch merged
+	 * with the replay by position; the others (no id, another epoch) have no position
+	 * (seq 0): see history_merge_held. */
 	for (size_t i = 0; i < w->nheld; i++) {
 		const struct held *e = &w->held[i];
+		int placed = e->epoch_len > 0 && w->epoch_len > 0 &&
+		    e->epoch_len == w->epoch_len && memcmp(e->epoch, w->epoch, e->epoch_len) == 0;
 
-		if (e->epoch_len > 0 && w->epoch_len > 0 && e->epoch_len == w->epoch_len &&
-		    memcmp(e->epoch, w->epoch, e->epoch_len) == 0)
-			held[nheld++] = (struct history_ent){ e->seq, e->m };
-		else
-			rest[nrest++] = e->m;
+		held[nheld++] = (struct history_ent){ placed ? e->seq : 0, e->m };
 	}
 	if (truncated)
-		nheld = nrest = 0;   /* the replay does not reach them: the browser comes back */
-	nout = history_merge(out, replay, nreplay, held, nheld, &pos);
+		nheld = 0;   /* the replay does not reach them: the browser comes back */
+	nout = history_merge_held(out, replay, nreplay, held, nheld, &pos);
 	for (size_t i = 0; i < nout; i++)
 		order[i] = out[i].m;
 	how = push_all(rs, stream, order, nout, &pushed);
-	if (how == RESUME_LIVE)
-		how = push_all(rs, stream, rest, nrest, &pushed);
 	if (how == RESUME_LIVE && (truncated || w->overflow))
 		how = RESUME_CUT;
 	log_debug("resume on %.*s after %llu: %zu replayed, %zu held, %s", (int)w->resource_len,
@@ -629,7 +625,6 @@ done:
 	free(held);
 	free(out);
 	free(order);
-	free(rest);
 	if (how == RESUME_LIVE && w->epoch_len > 0 && w->again) {
 		/* What was published after the read's snapshot while the subscription was down
 		 * never came live: catch up once more from here. */

@@ -266,19 +266,19 @@ test_merge(void **state)
 	size_t n;
 
 	(void)state;
-	n = history_merge(out, replay_part, 4, live, 4, &delivered);
+	n = history_merge_held(out, replay_part, 4, live, 4, &delivered);
 	assert_int_equal(n, 5);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(out[i].seq, 4 + i);
 	assert_int_equal(delivered, 8);
 	/* merged again: nothing is new */
-	assert_int_equal(history_merge(out, replay_part, 4, live, 4, &delivered), 0);
+	assert_int_equal(history_merge_held(out, replay_part, 4, live, 4, &delivered), 0);
 	/* gaps on either side interleave by position */
 	{
 		const struct history_ent a[] = { { 10, m }, { 12, m }, { 14, m } };
 		const struct history_ent b[] = { { 11, m }, { 12, m }, { 15, m } };
 
-		assert_int_equal(history_merge(out, a, 3, b, 3, &delivered), 5);
+		assert_int_equal(history_merge_held(out, a, 3, b, 3, &delivered), 5);
 		assert_int_equal(out[0].seq, 10);
 		assert_int_equal(out[1].seq, 11);
 		assert_int_equal(out[2].seq, 12);
@@ -287,9 +287,55 @@ test_merge(void **state)
 	}
 	/* empty sides */
 	delivered = 0;
-	assert_int_equal(history_merge(out, NULL, 0, live, 4, &delivered), 4);
-	assert_int_equal(history_merge(out, NULL, 0, NULL, 0, &delivered), 0);
+	assert_int_equal(history_merge_held(out, NULL, 0, live, 4, &delivered), 4);
+	assert_int_equal(history_merge_held(out, NULL, 0, NULL, 0, &delivered), 0);
 	assert_int_equal(delivered, 8);
+}
+
+/* Held events without a position (seq 0: no id) keep their place in arrival order. */
+static void
+test_merge_held_order(void **state)
+{
+	struct msg *m = msg_new(1, 0);
+	struct history_ent out[8];
+	uint64_t delivered = 3;
+
+	(void)state;
+	/* a local publish (no id) answered before a Redis one whose live copy came after
+	 * it: it stays first, although the replay holds the Redis one */
+	{
+		const struct history_ent a[] = { { 4, m } };
+		const struct history_ent b[] = { { 0, m }, { 4, m } };
+
+		assert_int_equal(history_merge_held(out, a, 1, b, 2, &delivered), 2);
+		assert_int_equal(out[0].seq, 0);
+		assert_int_equal(out[1].seq, 4);
+		assert_int_equal(delivered, 4);
+	}
+	/* what was published before the hold (never seen live) goes before all held */
+	{
+		const struct history_ent a[] = { { 5, m }, { 6, m }, { 7, m } };
+		const struct history_ent b[] = { { 0, m }, { 7, m }, { 0, m }, { 8, m } };
+
+		assert_int_equal(history_merge_held(out, a, 3, b, 4, &delivered), 6);
+		assert_int_equal(out[0].seq, 5);
+		assert_int_equal(out[1].seq, 6);
+		assert_int_equal(out[2].seq, 0);
+		assert_int_equal(out[3].seq, 7);
+		assert_int_equal(out[4].seq, 0);
+		assert_int_equal(out[5].seq, 8);
+	}
+	/* nothing positioned held: the whole replay, then the held events */
+	{
+		const struct history_ent a[] = { { 9, m }, { 10, m } };
+		const struct history_ent b[] = { { 0, m } };
+
+		assert_int_equal(history_merge_held(out, a, 2, b, 1, &delivered), 3);
+		assert_int_equal(out[0].seq, 9);
+		assert_int_equal(out[1].seq, 10);
+		assert_int_equal(out[2].seq, 0);
+	}
+	msg_unref(m);
 }
 
 int
@@ -303,6 +349,7 @@ main(void)
 		cmocka_unit_test(test_single_resource_over_cap),
 		cmocka_unit_test(test_shares_message_bytes),
 		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_merge_held_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
