@@ -13,7 +13,6 @@
 #include "conf.h"
 #include "ev.h"
 #include "eventid.h"
-#include "heap.h"
 #include "history.h"
 #include "hub.h"
 #include "log.h"
@@ -26,11 +25,6 @@
 #define SWEEP_MAX_MS 60000   /* expired history is freed at least this often */
 #define RESOURCE_MAX 128
 #define READ_MAX 1000        /* events per Redis history read; more: the stream is cut */
-/* Reads completed since the last trim after which, once none is left waiting, the heap
- * is trimmed: a catch-up holds every open stream of the process at once (a wait, its
- * held events, a command and an answer in hiredis's buffers each), megabytes that are
- * free again once it is over and would otherwise stay in the process. */
-#define TRIM_READS 256
 
 enum mode { MODE_OFF, MODE_LOCAL, MODE_REDIS };
 
@@ -105,7 +99,6 @@ struct resume {
 	} list[2];
 	struct wait **wtab;
 	size_t wbuckets, nstreams;
-	size_t reads_done;      /* since the last trim, see TRIM_READS */
 	struct ev_timer deadline;
 	uint64_t next_token;
 	struct pos **pos_tab;
@@ -409,10 +402,6 @@ deadline_arm(struct resume *rs)
 
 	struct wait *w = rs->list[W_READ].head;
 
-	if (w == NULL && rs->reads_done >= TRIM_READS) {
-		rs->reads_done = 0;
-		heap_trim();
-	}
 	if (w == NULL)
 		ev_timer_stop(rs->loop, &rs->deadline);
 	else if (ev_timer_start(rs->loop, &rs->deadline, w->deadline_ms > now ?
@@ -490,7 +479,6 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 	int how = RESUME_LIVE, pushed = 0, truncated = 0;
 	void *stream = w->stream;
 
-	rs->reads_done++;
 	wait_unlink(rs, w);
 	if (h != NULL && h->epoch != NULL && eventid_epoch_is_valid(h->epoch, h->epoch_len)) {
 		memcpy(hepoch, h->epoch, h->epoch_len);
