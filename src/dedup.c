@@ -525,6 +525,38 @@ dedup_exec(struct dedup *d, uint64_t seq, int ok, const char *err)
 }
 
 void
+dedup_set_id(struct dedup *d, uint64_t seq, const char *id, size_t len)
+{
+	struct dedup_entry *e = find(d, seq);
+
+	if (e == NULL || len > sizeof(e->id))
+		return;
+	memcpy(e->id, id, len);
+	e->id_len = (unsigned char)len;
+}
+
+void
+dedup_each_answered(struct dedup *d, void (*fn)(void *arg, const struct dedup_entry *e),
+    void *arg)
+{
+	/* Below the cursor everything is delivered. Undelivered entries past it are those
+	 * whose echo is on its way (few: a round trip's worth) until the first one Redis
+	 * has not answered yet; the delivered ones among them (a refused publish is
+	 * delivered at once) are skipped. */
+	for (uint64_t seq = d->cursor < d->lo ? d->lo : d->cursor; seq < d->hi; seq++) {
+		const struct dedup_entry *e = *slot(d, seq);
+
+		d->work++;
+		if (e == NULL || e->delivered)
+			continue;
+		if (e->exec == DEDUP_EXEC_PENDING)
+			return;
+		if (e->exec == DEDUP_EXEC_OK)
+			fn(arg, e);
+	}
+}
+
+void
 dedup_expire(struct dedup *d, uint64_t now_ms)
 {
 	/* The oldest entry expires first (deadlines grow with seq). A timed-out

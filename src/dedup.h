@@ -48,6 +48,8 @@
 #define DEDUP_EVENT_MAX 128
 /* Longest encoded meta record (version, three keys, longest values). */
 #define DEDUP_META_MAX (2 + 3 + DEDUP_ORIGIN_MAX + 3 + 20 + 3 + DEDUP_EVENT_MAX + 1)
+/* Longest label dedup_set_id() keeps (an event id, eventid.h, is at most 53 bytes). */
+#define DEDUP_ID_MAX 64
 
 struct dedup_meta {
 	const char *origin;     /* borrowed from the decoded buffer */
@@ -85,6 +87,8 @@ struct dedup_entry {
 	unsigned timed_out : 1;
 	unsigned exec : 2;           /* DEDUP_EXEC_* */
 	char error[128];             /* Redis's reason when exec is FAILED */
+	char id[DEDUP_ID_MAX];       /* what dedup_set_id() gave, NOT NUL-terminated */
+	unsigned char id_len;
 	char *resource;              /* owned copies, NOT NUL-terminated */
 	size_t resource_len;
 	char *event;                 /* NULL when none */
@@ -133,6 +137,14 @@ int dedup_echo(struct dedup *d, uint64_t seq);
 /* Redis answered EXEC for seq (ok), or refused it / the connection went away
  * (!ok, err says why, may be NULL). Unknown seq: nothing. */
 void dedup_exec(struct dedup *d, uint64_t seq, int ok, const char *err);
+/* Keep id (an opaque label: the event id Redis gave the publish) on the entry of seq,
+ * for dedup_each_answered(). Unknown seq, or id longer than DEDUP_ID_MAX: nothing. */
+void dedup_set_id(struct dedup *d, uint64_t seq, const char *id, size_t len);
+/* Calls fn for each entry that is not delivered yet and whose EXEC was answered ok (Redis
+ * ran it; its echo is still to come), in seq order, up to the first entry still waiting
+ * for its answer. fn must not change the ledger. */
+void dedup_each_answered(struct dedup *d, void (*fn)(void *arg, const struct dedup_entry *e),
+    void *arg);
 /* Deadline pass: every entry whose deadline_ms <= now is delivered locally if it
  * was not, and finished. */
 void dedup_expire(struct dedup *d, uint64_t now_ms);

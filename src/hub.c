@@ -106,19 +106,20 @@ struct hub {
 static size_t
 deliver_id(struct hub *hub, const char *resource, size_t resource_len,
     const char *event, size_t event_len, const char *data, size_t len,
-    const char *id, size_t id_len)
+    const char *id, size_t id_len, int own)
 {
 	if (hub->freeing)
 		return 0;
 	return hub->on_deliver(hub->arg, resource, resource_len, event, event_len, data, len,
-	    id, id_len);
+	    id, id_len, own);
 }
 
+/* This process's own publish, delivered locally without Redis. */
 static size_t
 deliver_now(struct hub *hub, const char *resource, size_t resource_len,
     const char *event, size_t event_len, const char *data, size_t len)
 {
-	return deliver_id(hub, resource, resource_len, event, event_len, data, len, NULL, 0);
+	return deliver_id(hub, resource, resource_len, event, event_len, data, len, NULL, 0, 1);
 }
 
 /* The value of the meta record's "i=" token (added by the publish script), if any:
@@ -219,7 +220,7 @@ ledger_deliver(void *arg, const struct dedup_entry *e)
 	int own = hub->echo_id != NULL && e->seq == hub->meta_seq;
 
 	return deliver_id(hub, e->resource, e->resource_len, e->event, e->event_len,
-	    e->data, e->len, own ? hub->echo_id : NULL, own ? hub->echo_id_len : 0);
+	    e->data, e->len, own ? hub->echo_id : NULL, own ? hub->echo_id_len : 0, 1);
 }
 
 static void
@@ -353,9 +354,9 @@ on_message(void *arg, const char *resource, size_t resource_len, const char *dat
 	if (paired)
 		deliver_id(hub, resource, resource_len, hub->meta_has_event ? hub->meta_event : NULL,
 		    hub->meta_has_event ? hub->meta_event_len : 0, data, len,
-		    hub->meta_id_len > 0 ? hub->meta_id : NULL, hub->meta_id_len);
+		    hub->meta_id_len > 0 ? hub->meta_id : NULL, hub->meta_id_len, 0);
 	else
-		deliver_now(hub, resource, resource_len, NULL, 0, data, len);
+		deliver_id(hub, resource, resource_len, NULL, 0, data, len, NULL, 0, 0);
 }
 
 static void
@@ -369,8 +370,16 @@ on_published(void *arg, uint64_t token, int ok, const char *reason)
 	arm_deadline(hub);
 }
 
+static void
+on_event_id(void *arg, uint64_t token, const char *id, size_t id_len)
+{
+	struct hub *hub = arg;
+
+	dedup_set_id(hub->ledger, token, id, id_len);
+}
+
 static const struct redis_handler redis_ops = {
-	on_mode, on_sub_lost, on_message, on_meta, on_published
+	on_mode, on_sub_lost, on_message, on_meta, on_published, on_event_id
 };
 
 /* ---- API ---- */
@@ -566,6 +575,39 @@ hub_meta_is_pending(const struct hub *hub, const char *meta, size_t meta_len)
 
 	return hub_meta_is_own(hub, meta, meta_len) &&
 	    dedup_meta_decode(meta, meta_len, &m) == 0 && dedup_is_undelivered(hub->ledger, m.seq);
+}
+
+struct pending_first {
+	const char *epoch;
+	size_t epoch_len;
+	uint64_t seq;
+	int found;
+};
+
+static void
+pending_first_visit(void *arg, const struct dedup_entry *e)
+{
+	struct pending_first *pf = arg;
+	struct eventid id;
+
+	if (eventid_parse(&id, e->id, e->id_len) == 0 &&
+	    eventid_same_epoch(&id, pf->epoch, pf->epoch_len) && (!pf->found || id.seq < pf->seq)) {
+		pf->seq = id.seq;
+		pf->found = 1;
+	}
+}
+
+int
+hub_own_pending_first(struct hub *hub, const char *epoch, size_t epoch_len, uint64_t *seq)
+{
+	struct pending_first pf = { epoch, epoch_len, 0, 0 };
+
+	if (hub->redis == NULL || hub->ledger == NULL)
+		return 0;
+	dedup_each_answered(hub->ledger, pending_first_visit, &pf);
+	if (pf.found)
+		*seq = pf.seq;
+	return pf.found;
 }
 
 void

@@ -25,10 +25,12 @@ struct hub;
 
 /* A message for this process's streams; returns how many streams it was queued on. All
  * pointers are borrowed for the duration of the call. event may be NULL. id (id_len
- * bytes) is the event id Redis assigned (multi-server mode with history), else NULL. */
+ * bytes) is the event id Redis assigned (multi-server mode with history), else NULL.
+ * own: a publish of this very process (each reaches each local stream once, through
+ * the ledger in multi-server mode; a catch-up never replays it). */
 typedef size_t hub_deliver_fn(void *arg, const char *resource, size_t resource_len,
     const char *event, size_t event_len, const char *data, size_t len,
-    const char *id, size_t id_len);
+    const char *id, size_t id_len, int own);
 
 struct hub_result {
 	const char *mode;     /* "redis" or "local" */
@@ -70,6 +72,12 @@ int hub_meta_is_own(const struct hub *hub, const char *meta, size_t meta_len);
 /* 1 when meta names a publish of this process that the ledger has not delivered yet (its
  * echo is still on its way, or its deadline to come): it will deliver it once, later. */
 int hub_meta_is_pending(const struct hub *hub, const char *meta, size_t meta_len);
+/* 1 and *seq when some publish of this process has its id in epoch (epoch_len bytes)
+ * from Redis but is not delivered locally yet (its echo is on its way): *seq is the
+ * lowest such id's seq. Every own publish that a history read answered now can cover
+ * is known here (its answer came before the read's, on the same connection): a reset
+ * up to that read's head must stop below *seq, or it would drop the ledger's delivery. */
+int hub_own_pending_first(struct hub *hub, const char *epoch, size_t epoch_len, uint64_t *seq);
 /* fn(arg) runs each time the process (re)enters multi-server mode, so that open streams
  * can catch up on what was published while the subscription was down. */
 void hub_on_resync(struct hub *hub, void (*fn)(void *arg), void *arg);

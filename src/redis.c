@@ -493,6 +493,15 @@ conn_ready(struct redis_conn *c)
 	c->last_logged[0] = '\0';
 	ev_timer_stop(r->loop, &c->timer);
 	c->timer_lost = 0;
+	if (!c->is_sub) {
+		/* A new connection may reach a Redis whose script cache is empty (a restart):
+		 * the first call of each script goes as EVAL, with a SCRIPT LOAD beside it.
+		 * An EVALSHA answered NOSCRIPT is sent again behind whatever followed it, so
+		 * a catch-up read could run after a publish sent later (see hub.h,
+		 * hub_own_pending_first, for what that would cost). */
+		memset(r->sha, 0, sizeof(r->sha));
+		memset(r->sha_loading, 0, sizeof(r->sha_loading));
+	}
 	log_info("SSE: Redis %s ready", c->name);
 	if (!r->up && redis_is_up(r)) {
 		r->up = 1;
@@ -1558,6 +1567,8 @@ on_call(redisAsyncContext *ac, void *reply, void *priv)
 			error_reason(why, sizeof(why), "Redis refused the publish", rep->str);
 			r->h->on_published(r->arg, c->token, 0, why);
 		} else {
+			if (is_str(rep) && r->h->on_event_id != NULL)
+				r->h->on_event_id(r->arg, c->token, rep->str, rep->len);
 			r->h->on_published(r->arg, c->token, is_str(rep), is_str(rep) ? "" :
 			    "unexpected answer to the publish script");
 		}

@@ -76,6 +76,9 @@ struct redis_handler {
 	 * ok (EXEC answered), or not (reason: Redis's error, or the connection was
 	 * lost before an answer; Redis may still have run it). */
 	void (*on_published)(void *arg, uint64_t token, int ok, const char *reason);
+	/* The id Redis gave redis_publish_history(token) (its script's answer, not
+	 * NUL-terminated), just before on_published(token, 1). May be NULL. */
+	void (*on_event_id)(void *arg, uint64_t token, const char *id, size_t id_len);
 };
 
 /* Starts connecting at once. conf, origin (copied) and h outlive nothing:

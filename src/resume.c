@@ -45,6 +45,7 @@ struct held {
 	struct msg *m;
 	uint64_t seq;
 	uint8_t epoch_len;
+	uint8_t own;            /* this process's publish: a reset must not cover it */
 	char epoch[EVENTID_EPOCH_MAX];
 };
 
@@ -533,8 +534,26 @@ wait_complete(struct resume *rs, struct wait *w, const struct redis_history *h)
 		goto done;
 	}
 	if (reason != NULL) {
-		struct msg *m = reset_msg(reason, hepoch, hepoch_len, head);
+		struct msg *m;
+		uint64_t cap = head, first;
 
+		/* The reset covers the history up to its id. Not this process's own publishes,
+		 * though: the ledger delivers each to every local stream once (held already, or
+		 * its echo still to come), and a read that ran after one (an EVALSHA sent again
+		 * after NOSCRIPT runs behind later commands) must not drop it. The reset stops
+		 * below the first of them; what lies between is delivered as it comes. */
+		for (size_t i = 0; i < w->nheld && hepoch_len > 0; i++) {
+			const struct held *e = &w->held[i];
+
+			if (e->own && e->seq > 0 && e->seq <= cap && e->epoch_len == hepoch_len &&
+			    memcmp(e->epoch, hepoch, hepoch_len) == 0)
+				cap = e->seq - 1;
+		}
+		if (hepoch_len > 0 && hub_own_pending_first(rs->hub, hepoch, hepoch_len, &first) &&
+		    first > 0 && first <= cap)
+			cap = first - 1;
+		head = cap;
+		m = reset_msg(reason, hepoch, hepoch_len, head);
 		if (m == NULL) {
 			how = RESUME_FAILED;
 			goto done;
@@ -899,7 +918,8 @@ resume_has_held(const struct resume *rs)
 }
 
 int
-resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id, size_t id_len)
+resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id, size_t id_len,
+    int own)
 {
 	struct wait *w = rs->mode == MODE_REDIS ? wait_find(rs, stream) : NULL;
 	struct eventid parsed;
@@ -945,6 +965,7 @@ resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id, siz
 	w->held[w->nheld].m = msg_ref(m);
 	w->held[w->nheld].seq = has_id ? parsed.seq : 0;
 	w->held[w->nheld].epoch_len = has_id ? (uint8_t)parsed.epoch_len : 0;
+	w->held[w->nheld].own = own != 0;
 	if (has_id)
 		memcpy(w->held[w->nheld].epoch, parsed.epoch, parsed.epoch_len);
 	w->nheld++;

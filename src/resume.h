@@ -84,10 +84,10 @@ struct msg *resume_event_new(struct resume *rs, const char *resource, size_t res
 int resume_has_held(const struct resume *rs);
 
 /* For each event about to be queued on a held stream (same id as given to
- * resume_event_new). 1: resume took it (held for the merge, or already delivered by the
- * replay): do not queue it. 0: queue it as usual. */
+ * resume_event_new; own as the hub said, hub.h). 1: resume took it (held for the merge,
+ * or already delivered by the replay): do not queue it. 0: queue it as usual. */
 int resume_offer(struct resume *rs, void *stream, struct msg *m, const char *id,
-    size_t id_len);
+    size_t id_len, int own);
 
 /* A held stream is going away: forget it (no op call follows). */
 void resume_stream_gone(struct resume *rs, void *stream);

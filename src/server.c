@@ -314,7 +314,7 @@ on_listen(struct ev_loop *loop, int fd, int events, void *arg)
 /* Encodes the event once and queues the same bytes on every stream of the resource. */
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len, int own)
 {
 	struct server *srv = arg;
 	struct resource *res = registry_find(srv->reg, resource, resource_len);
@@ -350,7 +350,7 @@ on_deliver(void *arg, const char *resource, size_t resource_len, const char *eve
 			    offsetof(struct stream, node));
 
 			next = n->next;
-			if ((s->flags & STREAM_HOLD) && resume_offer(srv->resume, s, m, id, id_len)) {
+			if ((s->flags & STREAM_HOLD) && resume_offer(srv->resume, s, m, id, id_len, own)) {
 				all--;
 				continue;
 			}

@@ -248,7 +248,9 @@ class Relay:
     on (their PSUBSCRIBE confirmations too) until release();
     release_confirmations() lets the confirmations through and holds on.
     sent_to_subscribers() is what the relay has handed the subscribers so far
-    (the last 64 KiB): once a payload is in it, it is in sse-fcgi's socket."""
+    (the last 64 KiB): once a payload is in it, it is in sse-fcgi's socket.
+    hold_publishers() holds what Redis answers the publishers (Redis has run the
+    commands) until release_publishers(); publisher_held() is what waits."""
 
     def __init__(self, target_port):
         self.target = target_port
@@ -267,6 +269,8 @@ class Relay:
         self.publishers = set()
         self.mute = False    # swallow what Redis answers the publishers
         self.hold_all = False
+        self.hold_pub = False
+        self.pub_held = []   # (publisher socket, bytes)
         self.to_subs = bytearray()
         self.lock = threading.Lock()
         self.stopping = False
@@ -289,6 +293,25 @@ class Relay:
     def hold_subscribers(self):
         with self.lock:
             self.hold_all, self.held = True, None
+
+    def hold_publishers(self):
+        with self.lock:
+            self.hold_pub = True
+
+    def publisher_held(self):
+        with self.lock:
+            return b"".join(d for _, d in self.pub_held)
+
+    def release_publishers(self):
+        """Send what Redis answered the publishers meanwhile, in order; stop holding."""
+        with self.lock:
+            held, self.pub_held, self.hold_pub = self.pub_held, [], False
+            for sock, data in held:
+                try:
+                    sock.sendall(data)
+                except OSError:
+                    pass
+        return sum(len(d) for _, d in held)
 
     def held_bytes(self):
         with self.lock:
@@ -391,6 +414,9 @@ class Relay:
                         self.publishers.add(s)
                     if s not in self.client and (peer in self.deaf or (self.mute and peer in self.publishers)):
                         self.dropped += len(data)
+                        continue
+                    if s not in self.client and peer in self.publishers and self.hold_pub:
+                        self.pub_held.append((peer, data))
                         continue
                     if s not in self.client and peer in self.subscribers and self.hold_all:
                         held = self.held[1] if self.held else b""

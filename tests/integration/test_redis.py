@@ -287,6 +287,10 @@ def restart(env, w):
     env.note("back in multi-server mode %.2f s after Redis restarted" % t)
     eq(env.publish("restart", "after").get("mode"), "redis", "publish after")
     wait_events(env, streams, 4)
+    # the restarted Redis has no scripts: the new connection sends them (EVAL) rather
+    # than an EVALSHA answered NOSCRIPT and sent again behind later commands
+    check("NOSCRIPT" not in rs.cli("INFO", "errorstats"),
+          lambda: "NOSCRIPT answers after the restart: %r" % rs.cli("INFO", "errorstats"))
     # Redis came back empty: its history is gone, and each stream is told so (one reset,
     # reason epoch) before what follows; "during" went locally, without an id
     for s in streams:

@@ -340,6 +340,50 @@ def catch_up_new_epoch_trimmed(env, w):
     ids_rise(s)
 
 
+@test("redis_catch_up_own_publish_behind_reset")
+@with_world
+def catch_up_own_behind_reset(env, w):
+    """Redis lost its data and its script cache while server A's publisher stayed
+    connected; server B's next publish loaded the publish script again. A's catch-up
+    read goes as EVALSHA, is answered NOSCRIPT and is sent again, so it runs after A's
+    own publish sent behind it (a Relay holds what Redis
+    answers A's publisher meanwhile): the new epoch's head covers that publish. The
+    stream gets the reset, then the publish once, ids rising: a reset never drops a
+    publish of the process itself, whose ledger delivers it to its streams."""
+    rs = w.redis()
+    relay = w.add(Relay(rs.port))
+    a, b = env, w.second_env("b")
+    a.start(dict(redis_conf(relay.port, probe_interval=30), heartbeat=30), procs=1)
+    b.start(dict(redis_conf(rs.port), heartbeat=30), procs=1)
+    wait_mode(a, "redis", 10)
+    wait_mode(b, "redis", 10)
+    s = a.open_stream("cu")   # A reads the head once: its read script is loaded
+    publish_redis(a, "cu", "a")
+    wait_n(a, s, 1, "before the loss")
+    eq(rs.cli("FLUSHALL"), "OK", "FLUSHALL")
+    eq(rs.cli("SCRIPT", "FLUSH"), "OK", "SCRIPT FLUSH")
+    publish_redis(b, "other", "b")   # B's EVAL puts the publish script back in the cache
+    relay.hold_publishers()
+    origin = list(origins(a).values())[0]
+    eq(kill_clients(rs, "sse-fcgi:subscriber:" + origin), 1, "A's subscriber killed")
+    a.wait_log(r"history: catching up 1 open streams", timeout=10)
+    a.loop.wait(lambda: b"NOSCRIPT" in relay.publisher_held(), 10, "the read answered NOSCRIPT")
+    x = a.http("POST", "/publish/cu", b"own", {"Content-Type": "text/plain"})
+    a.loop.wait(lambda: b"own" in relay.sent_to_subscribers(), 10, "the echo in A's socket")
+    check(relay.release_publishers() > 0, "answers released")
+    a.loop.wait(lambda: x.complete, 10, "the publish answered")
+    eq(x.json().get("mode"), "redis", "the publish's answer")
+    a.wait_log(r"resume on cu: reset \(epoch\)", timeout=10)
+    publish_redis(b, "cu", "end")
+    a.loop.wait(lambda: s.events and s.events[-1].data == "end" or s.complete, 10, "the last event")
+    eq([(e.type, e.data) for e in s.events],
+       [("message", "a"), ("reset", '{"reason":"epoch"}'), ("message", "own"), ("message", "end")],
+       "A's stream across the loss")
+    eq([e.id.rsplit("-", 1)[1] for e in s.events[1:]], ["0", "1", "2"],
+       "the reset below A's own publish, then it and live")
+    ids_rise(s)
+
+
 @test("redis_catch_up_unanswered")
 @with_world
 def catch_up_unanswered(env, w):

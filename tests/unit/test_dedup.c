@@ -232,6 +232,45 @@ undelivered_until_delivered(void **state)
 }
 
 static void
+visit_answered(void *arg, const struct dedup_entry *e)
+{
+	struct rec *r = arg;
+	char s[48];
+
+	snprintf(s, sizeof(s), "A%llu:%.*s", (unsigned long long)e->seq, (int)e->id_len, e->id);
+	rec_add(r, s);
+}
+
+/* dedup_each_answered visits the entries Redis ran whose echo is still to come, in seq
+ * order, with the id kept for them; it skips one already delivered (refused: delivered
+ * at once) and stops at the first one still waiting for its answer. */
+static void
+each_answered_stops_at_pending(void **state)
+{
+	struct rec *r = *state;
+	char longest[DEDUP_ID_MAX + 1];
+
+	for (uint64_t seq = 1; seq <= 5; seq++)
+		add(r, seq, 1000);
+	dedup_set_id(r->d, 1, S("e-7"));
+	dedup_exec(r->d, 1, 1, NULL);
+	dedup_exec(r->d, 2, 0, "refused");           /* delivered and finished */
+	memset(longest, 'x', sizeof(longest));
+	dedup_set_id(r->d, 3, longest, sizeof(longest));   /* too long: not kept */
+	dedup_exec(r->d, 3, 1, NULL);
+	dedup_set_id(r->d, 5, S("e-9"));
+	dedup_exec(r->d, 5, 1, NULL);                /* behind 4, still pending */
+	dedup_set_id(r->d, 99, S("e-1"));            /* unknown seq: nothing */
+	dedup_each_answered(r->d, visit_answered, r);
+	EXPECT(r, "D2", "F2:failed:owner:err", "A1:e-7", "A3:");
+	r->n = 0;
+	dedup_exec(r->d, 4, 1, NULL);
+	assert_int_equal(dedup_echo(r->d, 3), 1);    /* delivers 1, then 3 */
+	dedup_each_answered(r->d, visit_answered, r);
+	EXPECT(r, "D1", "F1:redis:owner", "D3", "F3:redis:owner", "A4:", "A5:e-9");
+}
+
+static void
 echo_then_exec(void **state)
 {
 	struct rec *r = *state;
@@ -812,6 +851,7 @@ main(void)
 		cmocka_unit_test(meta_decode_rejects),
 		cmocka_unit_test(meta_decode_ignores_unknown_keys),
 		cmocka_unit_test_setup_teardown(undelivered_until_delivered, setup, teardown),
+		cmocka_unit_test_setup_teardown(each_answered_stops_at_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(echo_then_exec, setup, teardown),
 		cmocka_unit_test_setup_teardown(exec_then_echo_real, setup, teardown),
 		cmocka_unit_test_setup_teardown(exec_ok_echo_late, setup, teardown),

@@ -55,12 +55,13 @@ struct world {
 
 static size_t
 on_deliver(void *arg, const char *resource, size_t resource_len, const char *event,
-    size_t event_len, const char *data, size_t len, const char *id, size_t id_len)
+    size_t event_len, const char *data, size_t len, const char *id, size_t id_len, int own)
 {
 	struct world *w = arg;
 
 	(void)id;
 	(void)id_len;
+	assert_int_equal(own, 1);   /* only publishes of this process here */
 	(void)resource;
 	(void)resource_len;
 	w->delivered++;
