@@ -13,7 +13,9 @@
  * bursts or rarely, never per event. */
 void heap_trim(void);
 
-/* heap_trim() when at least min_free bytes lie free in the arenas; 1 if it trimmed. */
-int heap_trim_if_free(size_t min_free);
+/* heap_trim() when the bytes lying free in the arenas (beyond what free() gives back by
+ * itself at the top) are at least min_free and at least 1/share of the arenas' size, so a
+ * large process is not trimmed for a few free pages; 1 if it trimmed. */
+int heap_trim_if_free(size_t min_free, unsigned share);
 
 #endif

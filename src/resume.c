@@ -413,11 +413,16 @@ deadline_arm(struct resume *rs)
 
 static void on_read(void *arg, uint64_t token, const struct redis_history *h);
 
-/* A new wait for stream (NULL: a head probe) at position epoch/after; the read is sent.
- * -1 when it could not be (not in multi-server mode, ENOMEM): nothing is left behind. */
+/*
+ * A new wait for stream (NULL: a head probe) at position epoch/after. With share NULL its
+ * read is sent; else it takes share's answer (a wait of the same resource and position
+ * whose read went just before, nothing sent in between): a catch-up of many streams of
+ * one resource costs Redis one read. NULL when it could not be (not in multi-server
+ * mode, ENOMEM): nothing is left behind.
+ */
 static struct wait *
-wait_start(struct resume *rs, void *stream, const char *resource, size_t resource_len,
-    const char *epoch, size_t epoch_len, uint64_t after)
+wait_start_shared(struct resume *rs, void *stream, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after, const struct wait *share)
 {
 	struct wait *w = calloc(1, sizeof(*w));
 
@@ -425,15 +430,16 @@ wait_start(struct resume *rs, void *stream, const char *resource, size_t resourc
 		return NULL;
 	w->stream = stream;
 	w->state = W_READ;
-	w->token = ++rs->next_token;
-	w->deadline_ms = ev_now_ms(rs->loop) + (uint64_t)rs->conf->redis.publish_timeout_ms;
+	w->token = share != NULL ? share->token : ++rs->next_token;
+	w->deadline_ms = share != NULL ? share->deadline_ms :
+	    ev_now_ms(rs->loop) + (uint64_t)rs->conf->redis.publish_timeout_ms;
 	memcpy(w->resource, resource, resource_len);
 	w->resource_len = resource_len;
 	memcpy(w->epoch, epoch, epoch_len);
 	w->epoch_len = epoch_len;
 	w->after = after;
-	if (hub_history_read(rs->hub, resource, resource_len, epoch, epoch_len, after,
-	    stream != NULL ? (unsigned)(rs->conf->history_size < READ_MAX ?
+	if (share == NULL && hub_history_read(rs->hub, resource, resource_len, epoch, epoch_len,
+	    after, stream != NULL ? (unsigned)(rs->conf->history_size < READ_MAX ?
 	    rs->conf->history_size : READ_MAX) : 0, on_read, rs, w->token) == -1) {
 		free(w);
 		return NULL;
@@ -446,6 +452,14 @@ wait_start(struct resume *rs, void *stream, const char *resource, size_t resourc
 }
 
 /* Pushes in order; returns RESUME_LIVE, RESUME_CUT (bound) or RESUME_FAILED (died). */
+static struct wait *
+wait_start(struct resume *rs, void *stream, const char *resource, size_t resource_len,
+    const char *epoch, size_t epoch_len, uint64_t after)
+{
+	return wait_start_shared(rs, stream, resource, resource_len, epoch, epoch_len, after,
+	    NULL);
+}
+
 static int
 push_all(struct resume *rs, void *stream, struct msg **ms, size_t n, int *pushed)
 {
@@ -682,15 +696,19 @@ on_read(void *arg, uint64_t token, const struct redis_history *h)
 {
 	struct resume *rs = arg;
 
-	/* Answers come in the order the reads were sent: the first W_READ, but for
-	 * reads whose deadline passed or whose stream went away meanwhile */
-	for (struct wait *w = rs->list[W_READ].head; w != NULL; w = w->next) {
-		if (w->token == token) {
-			wait_complete(rs, w, h);
-			return;
-		}
+	/* Answers come in the order the reads were sent: the first W_READs (those sharing
+	 * this read, all linked together), but for reads whose deadline passed or whose
+	 * stream went away meanwhile. One at a time, from the head again: completing a wait
+	 * may end a stream, and with it another wait of this token. */
+	for (;;) {
+		struct wait *w = rs->list[W_READ].head;
+
+		while (w != NULL && w->token != token)
+			w = w->next;
+		if (w == NULL)
+			return;   /* deadlines passed, or streams went away: nothing (more) to do */
+		wait_complete(rs, w, h);
 	}
-	/* its deadline passed, or its stream went away: nothing to do */
 }
 
 static void
@@ -723,13 +741,14 @@ on_resync(void *arg)
 {
 	struct resume *rs = arg;
 	struct wait *w;
-	size_t n = 0;
+	size_t n = 0, nreads = 0;
 
 	pos_prune(rs);
 	for (size_t b = 0; b < rs->pos_buckets; b++) {
 		for (struct pos *p = rs->pos_tab[b]; p != NULL; p = p->next) {
 			struct resource *res = registry_find(rs->reg, p->name, p->len);
 			struct registry_node *nd, *next;
+			struct wait *last = NULL;   /* the read this resource's streams share */
 
 			for (nd = registry_resource_first(res); nd != NULL; nd = next) {
 				void *stream = rs->ops->node_stream(nd);
@@ -748,16 +767,23 @@ on_resync(void *arg)
 					wait_unlink(rs, w);
 					wait_free(w);
 				}
-				w = wait_start(rs, stream, p->name, p->len, p->epoch, p->epoch_len, after);
+				/* streams at the same position share one read */
+				if (last != NULL && last->after != after)
+					last = NULL;
+				w = wait_start_shared(rs, stream, p->name, p->len, p->epoch,
+				    p->epoch_len, after, last);
 				if (w == NULL)
 					break;   /* not up after all, or out of memory: nothing to wait for */
 				w->catchup = 1;
+				nreads += last == NULL;
+				last = w;
 				n++;
 			}
 		}
 	}
 	if (n > 0)
-		log_info("history: catching up %zu open streams after the subscription came back", n);
+		log_info("history: catching up %zu open streams after the subscription came back "
+		    "(%zu read%s)", n, nreads, nreads == 1 ? "" : "s");
 }
 
 /* ---- API ---- */

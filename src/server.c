@@ -38,11 +38,14 @@
 #include "stream.h"
 
 #define ACCEPT_BATCH 64            /* accepts per wake-up, so accepting cannot starve streams */
-/* Every TRIM_EVERY_MS, freed memory beyond TRIM_MIN_FREE is given back to the system: what
- * churning streams, replies and Redis round trips leave free between the live allocations
- * otherwise stays resident (heap.h). One malloc_trim a minute at most, ~1 ms. */
-#define TRIM_EVERY_MS 60000
-#define TRIM_MIN_FREE (1u << 20)
+/* Every TRIM_EVERY_MS, freed memory is given back to the system once it is over
+ * TRIM_MIN_FREE and over 1/TRIM_SHARE of the heap: what churning streams, replies and
+ * Redis round trips leave free between the live allocations otherwise stays resident
+ * (heap.h), so resident size would float up to a burst's worth above what is in use.
+ * One malloc_trim per 10 s at most, about a millisecond per tens of megabytes. */
+#define TRIM_EVERY_MS 10000
+#define TRIM_MIN_FREE (256u << 10)
+#define TRIM_SHARE 16
 #define SHUTDOWN_JITTER_MS 10000   /* retry: spread on shutdown */
 #define STEP_BACK_MS 50            /* a full process leaves the accept race this long */
 #define LISTEN_RETRY_MS 1000       /* watching the listen socket failed: try again after */
@@ -211,7 +214,7 @@ static void
 on_trim(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	(void)arg;
-	if (heap_trim_if_free(TRIM_MIN_FREE))
+	if (heap_trim_if_free(TRIM_MIN_FREE, TRIM_SHARE))
 		log_debug("freed memory given back to the system");
 	/* without memory for the timer heap trimming stops; nothing else depends on it */
 	if (ev_timer_start(loop, t, TRIM_EVERY_MS) == -1)

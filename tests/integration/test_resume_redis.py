@@ -4,6 +4,7 @@ reasons, Redis restarted empty, the subscriber connection killed while Redis sta
 history bounds and expiry in Redis, and the seam under load across two servers."""
 
 import json
+import re
 import signal
 import time
 
@@ -167,6 +168,8 @@ def pubsub_killed(env, w):
     conf = dict(redis_conf(rs.port, reconnect_min_ms=50, reconnect_max_ms=300), heartbeat=30)
     a, b = two_servers_up(env, w, conf, 1)
     streams = [a.open_stream("k") for _ in range(3)] + [b.open_stream("k") for _ in range(2)]
+    other = a.open_stream("k2")
+    publish_redis(b, "k2", "x")
     sent = []
     kills = 0
     for i in range(150):
@@ -188,7 +191,15 @@ def pubsub_killed(env, w):
     for s in streams:
         eq([e.data for e in s.events], sent, "events on a stream after %d pub/sub kills" % kills)
         check(all(seq(x) < seq(y) for x, y in zip(s.events, s.events[1:])), "ids out of order")
-    a.wait_log(r"catching up \d+ open streams", count=1)
+    publish_redis(b, "k2", "end2")
+    wait_n(a, other, 2, "the other resource's stream")
+    eq([e.data for e in other.events], ["x", "end2"], "the other resource's stream")
+    # the streams of one resource at one position share one history read
+    a.wait_log(r"catching up 4 open streams", count=1)
+    reads = [int(n) for n in re.findall(r"catching up 4 open streams after the subscription came "
+                                        r"back \((\d+) reads?\)", a.log_text())]
+    check(reads and min(reads) == 2 and max(reads) <= 3,
+          "history reads per catch-up of 4 streams on 2 resources: %r" % reads)
 
 
 @test("redis_resume_drop_under_load")
