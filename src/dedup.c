@@ -143,6 +143,14 @@ dedup_meta_decode(const char *buf, size_t len, struct dedup_meta *m)
 			m->event = tok + 2;
 			m->event_len = tlen - 2;
 			break;
+		case 'i':
+			if (m->id != NULL)
+				return -1;
+			if (tlen > 2) {
+				m->id = tok + 2;
+				m->id_len = tlen - 2;
+			}
+			break;
 		default:
 			break;   /* a later version's key: ignore it */
 		}

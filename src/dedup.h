@@ -8,15 +8,16 @@
  *    channel outside `<channel_prefix>*` (see hub.c), in the same MULTI/EXEC just
  *    before the payload:
  *
- *        1 o=<origin> s=<seq>[ e=<event>]
+ *        1 o=<origin> s=<seq>[ e=<event>][ i=<id>]
  *
  *    Tokens are separated by one space. The first token is the format version
  *    ("1"); then key=value tokens in any order. Unknown keys are ignored, so a
- *    later version can add one (a per-resource event id `i=<n>` is the planned
- *    one) without breaking older readers. origin: 1..DEDUP_ORIGIN_MAX bytes of
- *    [0-9a-z]; seq: decimal, 1..UINT64_MAX; event: 1..128 bytes of
- *    `A-Z a-z 0-9 - _ . :` (the resource charset, so no payload byte can ever
- *    reach an `event:` line).
+ *    later version can add one without breaking older readers. origin:
+ *    1..DEDUP_ORIGIN_MAX bytes of [0-9a-z]; seq: decimal, 1..UINT64_MAX; event:
+ *    1..128 bytes of `A-Z a-z 0-9 - _ . :` (the resource charset, so no payload
+ *    byte can ever reach an `event:` line); id: the event id Redis's publish script
+ *    appends (history on), handed up as it is (eventid.h validates it), none when
+ *    empty.
  *
  * 2. The ledger of this process's own publishes that went to Redis and are not
  *    finished yet. Each entry is delivered to the local streams exactly once,
@@ -57,6 +58,8 @@ struct dedup_meta {
 	uint64_t seq;
 	const char *event;      /* NULL when the publish named no event; borrowed */
 	size_t event_len;
+	const char *id;         /* NULL when the record carries no id; borrowed, unchecked */
+	size_t id_len;
 };
 
 /* Encode into buf (size >= DEDUP_META_MAX always suffices). event may be NULL.

@@ -122,26 +122,6 @@ deliver_now(struct hub *hub, const char *resource, size_t resource_len,
 	return deliver_id(hub, resource, resource_len, event, event_len, data, len, NULL, 0, 1);
 }
 
-/* The value of the meta record's "i=" token (added by the publish script), if any:
- * dedup_meta_decode() skips keys it does not know. */
-static size_t
-meta_find_id(const char *meta, size_t len, const char **id)
-{
-	const char *p = meta, *end = meta + len;
-
-	while (p < end) {
-		const char *sp = memchr(p, ' ', (size_t)(end - p));
-		const char *tend = sp != NULL ? sp : end;
-
-		if (tend - p > 2 && p[0] == 'i' && p[1] == '=') {
-			*id = p + 2;
-			return (size_t)(tend - p - 2);
-		}
-		p = tend + 1;
-	}
-	return 0;
-}
-
 /* The server writes reason into JSON as it is: keep it to printable ASCII
  * without quotes or backslashes. */
 static const char *
@@ -318,14 +298,12 @@ on_meta(void *arg, const char *resource, size_t resource_len, const char *meta, 
 		hub->meta_event_len = m.event_len;
 	}
 	{
-		const char *id = NULL;
-		size_t n = meta_find_id(meta, meta_len, &id);
 		struct eventid parsed;
 
 		hub->meta_id_len = 0;
-		if (n > 0 && eventid_parse(&parsed, id, n) == 0) {
-			memcpy(hub->meta_id, id, n);
-			hub->meta_id_len = n;
+		if (m.id != NULL && eventid_parse(&parsed, m.id, m.id_len) == 0) {
+			memcpy(hub->meta_id, m.id, m.id_len);
+			hub->meta_id_len = m.id_len;
 		}
 		hub->meta_id[hub->meta_id_len] = '\0';
 	}

@@ -1,8 +1,9 @@
 /*
  * dedup_meta_decode on any bytes a Redis peer could publish on the meta channel.
  * Properties: a decoded record points inside the input, its origin and event are valid
- * (so encode takes them back) and its seq is not 0; encoding the decoded fields and
- * decoding that again gives the same fields.
+ * (so encode takes them back), its id (if any) is one whole non-empty " i=" token value,
+ * and its seq is not 0; encoding the decoded fields and decoding that again gives the
+ * same fields.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m.origin < buf || m.origin + m.origin_len > buf + size || m.seq == 0)
 			abort();
 		if (m.event != NULL && (m.event < buf || m.event + m.event_len > buf + size))
+			abort();
+		/* the id: a whole token's value, inside the input, never empty */
+		if (m.id != NULL && (m.id < buf + 4 || m.id + m.id_len > buf + size ||
+		    m.id_len == 0 || memchr(m.id, ' ', m.id_len) != NULL ||
+		    memcmp(m.id - 3, " i=", 3) != 0 ||
+		    (m.id + m.id_len < buf + size && m.id[m.id_len] != ' ')))
 			abort();
 		n = dedup_meta_encode(enc, sizeof(enc), m.origin, m.origin_len, m.seq,
 		    m.event, m.event_len);

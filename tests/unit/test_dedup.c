@@ -88,6 +88,7 @@ meta_decode_rejects(void **state)
 		"1 o=ab s=18446744073709551616", "1 o=ab s=1 e=", "1 o=ab s=1 e=a/b",
 		"1 o=ab o=cd s=1", "1 o=ab s=1 s=2", "1 o=ab s=1 e=a e=b", "1 o=ab s=1 x",
 		"1 o=ab s=1 =x", "1 o=0123456789abcdef0123456789abcdef0 s=1",
+		"1 o=ab s=1 i=e-1 i=e-2",
 	};
 	struct dedup_meta m;
 	size_t i;
@@ -107,11 +108,21 @@ meta_decode_ignores_unknown_keys(void **state)
 	struct dedup_meta m;
 
 	(void)state;
-	/* a later version's event id and anything else: ignored, order free */
+	/* a later version's keys: ignored, order free; the id is handed up as it is */
 	assert_int_equal(dedup_meta_decode(S("1 i=77 s=9 x=y/z e=ev o=ab"), &m), 0);
 	assert_true(m.seq == 9);
 	assert_memory_equal(m.origin, "ab", 2);
 	assert_memory_equal(m.event, "ev", 2);
+	assert_int_equal(m.id_len, 2);
+	assert_memory_equal(m.id, "77", 2);
+	/* an empty id is none; no id, none */
+	assert_int_equal(dedup_meta_decode(S("1 o=ab s=1 i="), &m), 0);
+	assert_null(m.id);
+	assert_int_equal(dedup_meta_decode(S("1 o=ab s=1 i=1764800000123456-43"), &m), 0);
+	assert_int_equal(m.id_len, 19);
+	assert_memory_equal(m.id, "1764800000123456-43", 19);
+	assert_int_equal(dedup_meta_decode(S("1 o=ab s=1"), &m), 0);
+	assert_null(m.id);
 }
 
 /* ---- ledger ---- */
