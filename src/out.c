@@ -11,6 +11,7 @@
 #include "ev.h"
 #include "heap.h"
 #include "log.h"
+#include "pace.h"
 #include "registry.h"
 #include "sse.h"
 
@@ -19,18 +20,6 @@
  * catches up must not keep everyone else's freed backlog in the process for good). */
 #define OUT_TRIM_BYTES (1u << 20)
 #define OUT_TRIM_FORCE (32u << 20)
-
-/* Fan-outs back to back: a flush that writes OUT_FANOUT_STREAMS streams or more is a
- * fan-out; one that would start within OUT_FANOUT_GAP_US of the last one's end waits
- * OUT_FANOUT_WAIT_MS first, so the publishes that arrive meanwhile leave in the same
- * writes. Apart (light load) the flush is immediate. */
-#define OUT_FANOUT_STREAMS 32
-#ifndef OUT_FANOUT_GAP_US
-#define OUT_FANOUT_GAP_US 2000
-#endif
-#ifndef OUT_FANOUT_WAIT_MS
-#define OUT_FANOUT_WAIT_MS 2
-#endif
 
 #define stream_of_node(n) ((struct stream *)((char *)(n) - offsetof(struct stream, node)))
 
@@ -47,15 +36,17 @@ struct out {
 	out_keep_fn *on_keep;
 	void *arg;
 	struct slist idle, replies;   /* every live stream is on one (see slist_del) */
-	struct stream *dirty;
+	struct stream *dirty;   /* to write in this loop turn */
+	struct stream *paced;   /* to write when pace_timer fires */
 	size_t nstreams;
 	size_t nblocked;       /* streams flagged STREAM_BLOCKED */
 	size_t drained;        /* backlog bytes drained since the last trim */
 	unsigned long long dropped_slow;
-	struct ev_timer flush_timer, heartbeat_timer;
+	struct ev_timer flush_timer, pace_timer, heartbeat_timer;
 	int heartbeat_lost;   /* the heartbeat timer could not be re-armed */
 	struct msg *hb_msg;
-	uint64_t fanout_end_us;   /* when the last fan-out flush ended */
+	uint64_t pace_due_ms;     /* when pace_timer fires, while it is armed */
+	struct pace pace;         /* when a dirty event stream waits (pace.h) */
 };
 
 static uint64_t
@@ -68,19 +59,34 @@ now_us(void)
 }
 
 static void on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg);
+static void on_pace(struct ev_loop *loop, struct ev_timer *t, void *arg);
 static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg);
 
 static void
 mark_dirty(struct out *out, struct stream *s)
 {
+	uint64_t now, due;
+
 	if (s->flags & STREAM_DIRTY)
 		return;
 	s->flags |= STREAM_DIRTY;
+	now = ev_now_ms(out->loop);
+	if ((s->flags & (STREAM_SSE | STREAM_DEAD)) == STREAM_SSE &&
+	    (due = pace_due(&out->pace, now, s->flushed_ms, s->queued)) != 0) {
+		if (!ev_timer_is_active(&out->pace_timer) || due < out->pace_due_ms) {
+			if (ev_timer_start(out->loop, &out->pace_timer, due - now) == -1)
+				goto now;   /* not paced, then */
+			out->pace_due_ms = due;
+		}
+		s->dirty_next = out->paced;
+		out->paced = s;
+		return;
+	}
+now:
 	s->dirty_next = out->dirty;
 	out->dirty = s;
 	if (!ev_timer_is_active(&out->flush_timer) &&
-	    ev_timer_start(out->loop, &out->flush_timer,
-	    now_us() - out->fanout_end_us < OUT_FANOUT_GAP_US ? OUT_FANOUT_WAIT_MS : 0) == -1) {
+	    ev_timer_start(out->loop, &out->flush_timer, 0) == -1) {
 		/* the heartbeat timer is armed, and bringing an armed timer forward cannot
 		 * fail: its callback flushes in the flush timer's place */
 		ev_timer_start(out->loop, &out->heartbeat_timer, 0);
@@ -90,7 +96,7 @@ mark_dirty(struct out *out, struct stream *s)
 /*
  * Every live stream is on exactly one list, through idle_prev/idle_next: event streams on
  * out->idle (oldest write first, which is heartbeat order), replies and ending streams on
- * out->replies. Dead streams are only on the dirty list, until they are freed.
+ * out->replies. Dead streams are only on the dirty or the paced list, until they are freed.
  */
 static void
 slist_del(struct slist *l, struct stream *s)
@@ -134,6 +140,8 @@ out_new(struct ev_loop *loop, const struct conf *conf, struct registry *reg,
 	out->on_keep = on_keep;
 	out->arg = arg;
 	ev_timer_init(&out->flush_timer, on_flush, out);
+	ev_timer_init(&out->pace_timer, on_pace, out);
+	pace_init(&out->pace, now_us());
 	ev_timer_init(&out->heartbeat_timer, on_heartbeat, out);
 	out->hb_msg = msg_new(sse_heartbeat_len, 0);
 	if (out->hb_msg == NULL) {
@@ -254,6 +262,10 @@ out_stream_push(struct out *out, struct stream *s, struct msg *m)
 	}
 	if (!(s->flags & STREAM_BLOCKED))
 		mark_dirty(out, s);
+	/* a paced stream holding PACE_BYTES has enough to leave now */
+	if (out->paced != NULL && s->queued >= PACE_BYTES && s->queued - m->len < PACE_BYTES &&
+	    (s->flags & STREAM_DIRTY) && ev_timer_start(out->loop, &out->pace_timer, 0) == 0)
+		out->pace_due_ms = ev_now_ms(out->loop);
 	return 0;
 }
 
@@ -279,6 +291,8 @@ flush_one(struct out *out, struct stream *s)
 {
 	size_t held = (s->flags & STREAM_BLOCKED) ? stream_held(s) : 0;
 	int r = stream_flush(s);
+
+	s->flushed_ms = (uint32_t)ev_now_ms(out->loop);
 
 	if (r == -1) {
 		out_stream_kill(out, s);
@@ -320,29 +334,51 @@ flush_one(struct out *out, struct stream *s)
 	}
 }
 
+/* Writes (or frees) every stream of a dirty list. */
+static void
+flush_list(struct out *out, struct stream *s)
+{
+	struct stream *next;
+
+	for (; s != NULL; s = next) {
+		next = s->dirty_next;
+		s->flags &= (uint8_t)~STREAM_DIRTY;
+		if (s->flags & STREAM_DEAD)
+			stream_finalize(out, s);
+		else if (!(s->flags & STREAM_BLOCKED))
+			flush_one(out, s);
+	}
+}
+
 static void
 on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct out *out = arg;
-	struct stream *s = out->dirty, *next;
-	size_t n = 0;
+	struct stream *s = out->dirty;
+	uint64_t start = now_us();
 
 	(void)t;
 	out->dirty = NULL;
 	if (out->heartbeat_lost && ev_timer_start(loop, &out->heartbeat_timer, 0) == 0)
 		out->heartbeat_lost = 0;
-	for (; s != NULL; s = next) {
-		next = s->dirty_next;
-		s->flags &= (uint8_t)~STREAM_DIRTY;
-		if (s->flags & STREAM_DEAD) {
-			stream_finalize(out, s);
-		} else if (!(s->flags & STREAM_BLOCKED)) {
-			flush_one(out, s);
-			n++;
-		}
-	}
-	if (n >= OUT_FANOUT_STREAMS)
-		out->fanout_end_us = now_us();
+	flush_list(out, s);
+	pace_account(&out->pace, start, now_us());
+}
+
+/* Every paced stream at once, the later-due ones a little early: the streams of one
+ * fan-out keep writing together. */
+static void
+on_pace(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+	struct out *out = arg;
+	struct stream *s = out->paced;
+	uint64_t start = now_us();
+
+	(void)loop;
+	(void)t;
+	out->paced = NULL;
+	flush_list(out, s);
+	pace_account(&out->pace, start, now_us());
 }
 
 /* The peer only ever sends EOF or ABORT_REQUEST once the request is in. */
@@ -466,6 +502,8 @@ on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg)
 
 	if (out->dirty != NULL && !ev_timer_is_active(&out->flush_timer))
 		on_flush(loop, &out->flush_timer, out);   /* see mark_dirty */
+	if (out->paced != NULL && !ev_timer_is_active(&out->pace_timer))
+		on_pace(loop, &out->pace_timer, out);
 	while ((s = out->idle.head) != NULL && s->last_write_ms + period <= now)
 		out_stream_push(out, s, out->hb_msg);
 	s = out->idle.head;
@@ -541,13 +579,17 @@ out_free(struct out *out)
 		out_stream_kill(out, out->idle.head);
 	while (out->replies.head != NULL)
 		out_stream_kill(out, out->replies.head);
-	while ((s = out->dirty) != NULL) {
-		out->dirty = s->dirty_next;
+	while ((s = out->dirty) != NULL || (s = out->paced) != NULL) {
+		if (s == out->dirty)
+			out->dirty = s->dirty_next;
+		else
+			out->paced = s->dirty_next;
 		close(s->fd);
 		stream_release(s);
 		free(s);
 	}
 	ev_timer_stop(out->loop, &out->flush_timer);
+	ev_timer_stop(out->loop, &out->pace_timer);
 	ev_timer_stop(out->loop, &out->heartbeat_timer);
 	free(out->hb_msg);
 	free(out);

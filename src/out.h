@@ -6,11 +6,11 @@
  * registered under its resource until it ends, or a reply that closes once written.
  * Writes are deferred: queuing marks a stream dirty and a timer flushes every dirty
  * stream after the current batch of events, so several events queued in one loop pass
- * leave in one writev. The timer is zero-delay, except when a fan-out (a flush of 32
- * streams or more) would start within 2 ms of the last one's end: then it waits 2 ms,
- * so that publishes arriving back to back leave in the same writes (one record and one
- * writev here, one read and one write in the web server, for several events). Publishes
- * further apart than that, light load, are flushed at once. Closes are deferred the
+ * leave in one writev. When the process is busy writing, an event stream written less
+ * than PACE_MS ago waits for a second timer, up to PACE_MS after that write (pace.h):
+ * events published close together then leave in one record and one writev here and one
+ * read and one write in the web server. Replies never wait, nor does anything at light
+ * load. Closes are deferred the
  * same way, so a stream may be killed from anywhere (even while its resource is being
  * walked) and is freed in one place.
  *

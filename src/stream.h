@@ -69,6 +69,7 @@ struct stream {
 	struct stream_ent *ring;
 	uint32_t head, count, cap;
 	uint32_t queued;      /* message bytes still to write (record headers not counted) */
+	uint32_t flushed_ms;  /* the last write attempt, ev_now_ms() modulo 2^32 (out.c's pacing) */
 };
 
 /* A ring larger than this (grown by a backlog) is freed once the queue drains; a stream
