@@ -334,19 +334,23 @@ flush_one(struct out *out, struct stream *s)
 	}
 }
 
-/* Writes (or frees) every stream of a dirty list. */
+/* Writes (or frees) every stream of a dirty list; counts the writes in *writes and the
+ * messages they carried in *events. */
 static void
-flush_list(struct out *out, struct stream *s)
+flush_list(struct out *out, struct stream *s, uint32_t *writes, uint32_t *events)
 {
 	struct stream *next;
 
 	for (; s != NULL; s = next) {
 		next = s->dirty_next;
 		s->flags &= (uint8_t)~STREAM_DIRTY;
-		if (s->flags & STREAM_DEAD)
+		if (s->flags & STREAM_DEAD) {
 			stream_finalize(out, s);
-		else if (!(s->flags & STREAM_BLOCKED))
+		} else if (!(s->flags & STREAM_BLOCKED)) {
+			(*writes)++;
+			*events += s->count;
 			flush_one(out, s);
+		}
 	}
 }
 
@@ -356,13 +360,14 @@ on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	struct out *out = arg;
 	struct stream *s = out->dirty;
 	uint64_t start = now_us();
+	uint32_t writes = 0, events = 0;
 
 	(void)t;
 	out->dirty = NULL;
 	if (out->heartbeat_lost && ev_timer_start(loop, &out->heartbeat_timer, 0) == 0)
 		out->heartbeat_lost = 0;
-	flush_list(out, s);
-	pace_account(&out->pace, start, now_us());
+	flush_list(out, s, &writes, &events);
+	pace_account(&out->pace, start, now_us(), 0, 0);
 }
 
 /* Every paced stream at once, the later-due ones a little early: the streams of one
@@ -373,12 +378,13 @@ on_pace(struct ev_loop *loop, struct ev_timer *t, void *arg)
 	struct out *out = arg;
 	struct stream *s = out->paced;
 	uint64_t start = now_us();
+	uint32_t writes = 0, events = 0;
 
 	(void)loop;
 	(void)t;
 	out->paced = NULL;
-	flush_list(out, s);
-	pace_account(&out->pace, start, now_us());
+	flush_list(out, s, &writes, &events);
+	pace_account(&out->pace, start, now_us(), writes, events);
 }
 
 /* The peer only ever sends EOF or ABORT_REQUEST once the request is in. */

@@ -7,7 +7,8 @@
  * Writes are deferred: queuing marks a stream dirty and a timer flushes every dirty
  * stream after the current batch of events, so several events queued in one loop pass
  * leave in one writev. When the process is busy writing, an event stream written less
- * than PACE_MS ago waits for a second timer, up to PACE_MS after that write (pace.h):
+ * than the pace (30-60 ms) ago waits for a second timer, until that long after that
+ * write (pace.h):
  * events published close together then leave in one record and one writev here and one
  * read and one write in the web server. Replies never wait, nor does anything at light
  * load. Closes are deferred the

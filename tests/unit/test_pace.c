@@ -16,9 +16,9 @@ period(struct pace *p, uint64_t *now, uint64_t work, uint64_t of)
 	uint64_t end = *now + PACE_PERIOD_US;
 
 	for (; *now + of <= end; *now += of)
-		pace_account(p, *now, *now + work);
+		pace_account(p, *now, *now + work, 0, 0);
 	*now = end;
-	pace_account(p, *now, *now);
+	pace_account(p, *now, *now, 0, 0);
 }
 
 static void
@@ -102,7 +102,7 @@ test_gap_ends_busy(void **state)
 	/* nothing written for two periods, then one busy-looking write: the long period
 	 * it closes was quiet */
 	now += 2 * PACE_PERIOD_US;
-	pace_account(&p, now, now + 50000);
+	pace_account(&p, now, now + 50000, 0, 0);
 	assert_false(p.busy);
 	assert_int_equal(pace_due(&p, 100000, 100000 - 1, 1), 0);
 }
@@ -117,9 +117,59 @@ test_clock_back(void **state)
 	pace_init(&p, now);
 	period(&p, &now, 500, 1000);
 	assert_true(p.busy);
-	pace_account(&p, now - 10, now - 20);   /* end before start: starts over */
+	pace_account(&p, now - 10, now - 20, 0, 0);   /* end before start: starts over */
 	assert_false(p.busy);
 	assert_int_equal(p.work_us, 0);
+}
+
+/* A busy period whose paced writes carried `events` messages in `writes` writes. */
+static void
+paced_period(struct pace *p, uint64_t *now, uint32_t writes, uint32_t events)
+{
+	pace_account(p, *now, *now + PACE_PERIOD_US / 10, writes, events);
+	*now += PACE_PERIOD_US;
+	pace_account(p, *now, *now, 0, 0);
+}
+
+static void
+test_wait_adapts(void **state)
+{
+	struct pace p;
+	uint64_t now = T0;
+	int i;
+
+	(void)state;
+	pace_init(&p, now);
+	assert_int_equal(p.wait_ms, PACE_MS);
+	/* busy, and the paced writes carry about one event each: wait longer */
+	paced_period(&p, &now, 100, 140);
+	assert_true(p.busy);
+	assert_int_equal(p.wait_ms, PACE_MS + PACE_STEP_MS);
+	assert_int_equal(pace_due(&p, 100000, 100000 - PACE_MS, 1), 100000 + PACE_STEP_MS);
+	/* up to the bound, never past it */
+	for (i = 0; i < 10; i++)
+		paced_period(&p, &now, 100, 100);
+	assert_int_equal(p.wait_ms, PACE_MAX_MS);
+	assert_int_equal(pace_due(&p, 100000, 100000, 1), 100000 + PACE_MAX_MS);
+	/* between 1.5 and 2.5 events a write: kept */
+	paced_period(&p, &now, 100, 200);
+	assert_int_equal(p.wait_ms, PACE_MAX_MS);
+	/* 2.5 or more: shorter again, down to PACE_MS */
+	paced_period(&p, &now, 100, 250);
+	assert_int_equal(p.wait_ms, PACE_MAX_MS - PACE_STEP_MS);
+	for (i = 0; i < 10; i++)
+		paced_period(&p, &now, 100, 800);
+	assert_int_equal(p.wait_ms, PACE_MS);
+	/* back up, then a period that is not busy: PACE_MS at once */
+	paced_period(&p, &now, 10, 10);
+	assert_int_equal(p.wait_ms, PACE_MS + PACE_STEP_MS);
+	period(&p, &now, 0, 1000);
+	assert_false(p.busy);
+	assert_int_equal(p.wait_ms, PACE_MS);
+	/* busy without paced writes (every stream's events far apart): unchanged */
+	paced_period(&p, &now, 0, 0);
+	assert_true(p.busy);
+	assert_int_equal(p.wait_ms, PACE_MS);
 }
 
 int
@@ -132,6 +182,7 @@ main(void)
 		cmocka_unit_test(test_clock_wraps),
 		cmocka_unit_test(test_gap_ends_busy),
 		cmocka_unit_test(test_clock_back),
+		cmocka_unit_test(test_wait_adapts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
