@@ -354,20 +354,29 @@ flush_list(struct out *out, struct stream *s, uint32_t *writes, uint32_t *events
 	}
 }
 
+/* Writes a list taken off out, timing it for the pace; the writes of a paced list also
+ * count toward its events per write. */
+static void
+flush_timed(struct out *out, struct stream *list, int paced)
+{
+	uint64_t start = now_us();
+	uint32_t writes = 0, events = 0;
+
+	flush_list(out, list, &writes, &events);
+	pace_account(&out->pace, start, now_us(), paced ? writes : 0, paced ? events : 0);
+}
+
 static void
 on_flush(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct out *out = arg;
 	struct stream *s = out->dirty;
-	uint64_t start = now_us();
-	uint32_t writes = 0, events = 0;
 
 	(void)t;
 	out->dirty = NULL;
 	if (out->heartbeat_lost && ev_timer_start(loop, &out->heartbeat_timer, 0) == 0)
 		out->heartbeat_lost = 0;
-	flush_list(out, s, &writes, &events);
-	pace_account(&out->pace, start, now_us(), 0, 0);
+	flush_timed(out, s, 0);
 }
 
 /* Every paced stream at once, the later-due ones a little early: the streams of one
@@ -377,14 +386,11 @@ on_pace(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
 	struct out *out = arg;
 	struct stream *s = out->paced;
-	uint64_t start = now_us();
-	uint32_t writes = 0, events = 0;
 
 	(void)loop;
 	(void)t;
 	out->paced = NULL;
-	flush_list(out, s, &writes, &events);
-	pace_account(&out->pace, start, now_us(), writes, events);
+	flush_timed(out, s, 1);
 }
 
 /* The peer only ever sends EOF or ABORT_REQUEST once the request is in. */

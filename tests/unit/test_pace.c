@@ -21,6 +21,15 @@ period(struct pace *p, uint64_t *now, uint64_t work, uint64_t of)
 	pace_account(p, *now, *now, 0, 0);
 }
 
+/* A fresh pace, then a period that spent half its time writing: busy. */
+static void
+busy_start(struct pace *p, uint64_t *now)
+{
+	pace_init(p, *now);
+	period(p, now, 500, 1000);
+	assert_true(p->busy);
+}
+
 static void
 test_idle_never_waits(void **state)
 {
@@ -60,9 +69,7 @@ test_busy_due(void **state)
 	uint64_t now = T0;
 
 	(void)state;
-	pace_init(&p, now);
-	period(&p, &now, 500, 1000);
-	assert_true(p.busy);
+	busy_start(&p, &now);
 	/* written 10 ms ago: waits until PACE_MS after that write */
 	assert_int_equal(pace_due(&p, 100000, 100000 - 10, 100), 100000 + PACE_MS - 10);
 	/* written just now: a whole PACE_MS */
@@ -82,8 +89,7 @@ test_clock_wraps(void **state)
 	uint64_t now = T0, ms = (1ull << 32) + 5;   /* ev_now_ms() past 2^32 */
 
 	(void)state;
-	pace_init(&p, now);
-	period(&p, &now, 500, 1000);
+	busy_start(&p, &now);
 	/* flushed_ms holds the low 32 bits: written 10 ms ago across the wrap */
 	assert_int_equal(pace_due(&p, ms, (uint32_t)(ms - 10), 1), ms + PACE_MS - 10);
 	assert_int_equal(pace_due(&p, ms, (uint32_t)(ms - PACE_MS - 1), 1), 0);
@@ -96,9 +102,7 @@ test_gap_ends_busy(void **state)
 	uint64_t now = T0;
 
 	(void)state;
-	pace_init(&p, now);
-	period(&p, &now, 500, 1000);
-	assert_true(p.busy);
+	busy_start(&p, &now);
 	/* nothing written for two periods, then one busy-looking write: the long period
 	 * it closes was quiet */
 	now += 2 * PACE_PERIOD_US;
@@ -114,9 +118,7 @@ test_clock_back(void **state)
 	uint64_t now = T0;
 
 	(void)state;
-	pace_init(&p, now);
-	period(&p, &now, 500, 1000);
-	assert_true(p.busy);
+	busy_start(&p, &now);
 	pace_account(&p, now - 10, now - 20, 0, 0);   /* end before start: starts over */
 	assert_false(p.busy);
 	assert_int_equal(p.work_us, 0);
