@@ -85,7 +85,7 @@ $(O)/tests/%: tests/unit/%.c $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 # test_server injects failures into the loop calls that server, conn and out make.
-$(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set
+$(O)/tests/test_server: TEST_WRAP := -Wl,--wrap=ev_timer_start,--wrap=ev_io_add,--wrap=ev_io_set,--wrap=pace_due
 # test_hub: a Redis connection whose retry timer cannot be armed.
 $(O)/tests/test_hub: TEST_WRAP := -Wl,--wrap=ev_timer_start
 

@@ -45,7 +45,6 @@ struct out {
 	struct ev_timer flush_timer, pace_timer, heartbeat_timer;
 	int heartbeat_lost;   /* the heartbeat timer could not be re-armed */
 	struct msg *hb_msg;
-	uint64_t pace_due_ms;     /* when pace_timer fires, while it is armed */
 	struct pace pace;         /* when a dirty event stream waits (pace.h) */
 };
 
@@ -73,11 +72,11 @@ mark_dirty(struct out *out, struct stream *s)
 	now = ev_now_ms(out->loop);
 	if ((s->flags & (STREAM_SSE | STREAM_DEAD)) == STREAM_SSE &&
 	    (due = pace_due(&out->pace, now, s->flushed_ms, s->queued)) != 0) {
-		if (!ev_timer_is_active(&out->pace_timer) || due < out->pace_due_ms) {
-			if (ev_timer_start(out->loop, &out->pace_timer, due - now) == -1)
-				goto now;   /* not paced, then */
-			out->pace_due_ms = due;
-		}
+		/* out->paced is never left without its timer: one that cannot be armed
+		 * means no pacing, and moving an armed one cannot fail */
+		if ((!ev_timer_is_active(&out->pace_timer) || due < out->pace_timer.when_ms) &&
+		    ev_timer_start(out->loop, &out->pace_timer, due - now) == -1)
+			goto now;
 		s->dirty_next = out->paced;
 		out->paced = s;
 		return;
@@ -262,10 +261,11 @@ out_stream_push(struct out *out, struct stream *s, struct msg *m)
 	}
 	if (!(s->flags & STREAM_BLOCKED))
 		mark_dirty(out, s);
-	/* a paced stream holding PACE_BYTES has enough to leave now */
-	if (out->paced != NULL && s->queued >= PACE_BYTES && s->queued - m->len < PACE_BYTES &&
-	    (s->flags & STREAM_DIRTY) && ev_timer_start(out->loop, &out->pace_timer, 0) == 0)
-		out->pace_due_ms = ev_now_ms(out->loop);
+	/* a paced stream that comes to hold PACE_BYTES has enough to leave now (with the
+	 * other paced streams; were s on the other list, they would only leave early) */
+	if (out->paced != NULL && (s->flags & STREAM_DIRTY) && s->queued >= PACE_BYTES &&
+	    s->queued - m->len < PACE_BYTES)
+		(void)ev_timer_start(out->loop, &out->pace_timer, 0);   /* armed: cannot fail */
 	return 0;
 }
 
@@ -514,8 +514,6 @@ on_heartbeat(struct ev_loop *loop, struct ev_timer *t, void *arg)
 
 	if (out->dirty != NULL && !ev_timer_is_active(&out->flush_timer))
 		on_flush(loop, &out->flush_timer, out);   /* see mark_dirty */
-	if (out->paced != NULL && !ev_timer_is_active(&out->pace_timer))
-		on_pace(loop, &out->pace_timer, out);
 	while ((s = out->idle.head) != NULL && s->last_write_ms + period <= now)
 		out_stream_push(out, s, out->hb_msg);
 	s = out->idle.head;
@@ -580,26 +578,31 @@ out_dropped(const struct out *out)
 	return out->dropped_slow;
 }
 
+/* Closes and frees every stream of a dirty list (out_free: no owner to tell). */
+static void
+list_free(struct stream *s)
+{
+	struct stream *next;
+
+	for (; s != NULL; s = next) {
+		next = s->dirty_next;
+		close(s->fd);
+		stream_release(s);
+		free(s);
+	}
+}
+
 void
 out_free(struct out *out)
 {
-	struct stream *s;
-
 	if (out == NULL)
 		return;
 	while (out->idle.head != NULL)
 		out_stream_kill(out, out->idle.head);
 	while (out->replies.head != NULL)
 		out_stream_kill(out, out->replies.head);
-	while ((s = out->dirty) != NULL || (s = out->paced) != NULL) {
-		if (s == out->dirty)
-			out->dirty = s->dirty_next;
-		else
-			out->paced = s->dirty_next;
-		close(s->fd);
-		stream_release(s);
-		free(s);
-	}
+	list_free(out->dirty);
+	list_free(out->paced);
 	ev_timer_stop(out->loop, &out->flush_timer);
 	ev_timer_stop(out->loop, &out->pace_timer);
 	ev_timer_stop(out->loop, &out->heartbeat_timer);

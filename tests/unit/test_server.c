@@ -3,6 +3,8 @@
  * loop's calls injected (the link wraps ev_timer_start, ev_io_add and ev_io_set; see the
  * Makefile): a connection without a timeout, a listener that cannot be watched again and
  * a stream that cannot wait for EV_WRITE must each end up handled, never forgotten.
+ * pace_due is wrapped too, so a test can make the process pace its streams (pace.h)
+ * without making it busy.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 #include "fcgi_record.h"
 #include "fcgi_request.h"
 #include "log.h"
+#include "pace.h"
 #include "server.h"
 
 /* ---- failure injection: the n-th call from now fails (0: none) ---- */
@@ -54,6 +57,23 @@ __wrap_ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_m
 	if (!ev_timer_is_active(t) && injected(&fail_timer_start))
 		return -1;
 	return __real_ev_timer_start(loop, t, after_ms);
+}
+
+/* While forced_pace_ms is set, every stream that pace_due() is asked about waits that
+ * long, unless it holds PACE_BYTES (as in a busy process). */
+static uint64_t forced_pace_ms;
+
+uint64_t __real_pace_due(const struct pace *p, uint64_t now_ms, uint32_t flushed_ms,
+    size_t queued);
+uint64_t __wrap_pace_due(const struct pace *p, uint64_t now_ms, uint32_t flushed_ms,
+    size_t queued);
+
+uint64_t
+__wrap_pace_due(const struct pace *p, uint64_t now_ms, uint32_t flushed_ms, size_t queued)
+{
+	if (forced_pace_ms == 0)
+		return __real_pace_due(p, now_ms, flushed_ms, queued);
+	return queued >= PACE_BYTES ? 0 : now_ms + forced_pace_ms;
 }
 
 int
@@ -86,6 +106,7 @@ setup(void **state)
 
 	assert_non_null(f);
 	fail_timer_start = fail_io_add = fail_io_set = 0;
+	forced_pace_ms = 0;
 	log_set_level(LOG_LEVEL_ERROR);
 	conf_init(&f->conf);
 	f->loop = ev_loop_new("epoll", 1024);
@@ -298,6 +319,107 @@ test_stream_cannot_wait(void **state)
 	close(s);
 }
 
+/* Runs the loop until the stream's bytes in buf contain want or ms have passed; returns
+ * the bytes in buf (appended to *len). */
+static int
+read_stream_until(struct fixture *f, int fd, char *buf, size_t cap, size_t *len,
+    const char *want, int ms)
+{
+	uint64_t end;
+
+	ev_now_update(f->loop);
+	end = ev_now_ms(f->loop) + (uint64_t)ms;
+	while (memmem(buf, *len, want, strlen(want)) == NULL && ev_now_ms(f->loop) < end) {
+		ssize_t n;
+
+		ev_loop_run_once(f->loop, 5);
+		while ((n = recv(fd, buf + *len, cap - *len, MSG_DONTWAIT)) > 0)
+			*len += (size_t)n;
+		ev_now_update(f->loop);
+	}
+	return memmem(buf, *len, want, strlen(want)) != NULL;
+}
+
+/* STDOUT records with content in buf[0..len), which holds whole records. */
+static int
+stdout_records(const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+	int n = 0;
+
+	while (off + 8 <= len) {
+		size_t clen = (size_t)buf[off + 4] << 8 | buf[off + 5];
+
+		n += buf[off + 1] == FCGI_REC_STDOUT && clen > 0;
+		off += 8 + clen + buf[off + 6];
+	}
+	assert_int_equal(off, len);
+	return n;
+}
+
+/* Publishes and checks the reply came within 1 s (well before a forced pace's 2 s). */
+static void
+publish(struct fixture *f, const char *uri, const char *body, size_t len)
+{
+	static char reply[8192];
+	int p = client(f);
+	uint64_t t0;
+
+	ev_now_update(f->loop);
+	t0 = ev_now_ms(f->loop);
+	send_request(p, "POST", uri, body, len);
+	assert_non_null(memmem(reply, read_reply(f, p, reply, sizeof(reply), 3000),
+	    "Status: 200", 11));
+	ev_now_update(f->loop);
+	assert_true(ev_now_ms(f->loop) - t0 < 1000);
+	close(p);
+}
+
+/* A paced stream: its events wait for the pace timer and then leave together, in one
+ * record; the publishes' replies never wait; and one that comes to hold PACE_BYTES
+ * leaves at once. */
+static void
+test_paced_stream(void **state)
+{
+	struct fixture *f = *state;
+	static char buf[65536], big[9000];
+	size_t len = 0;
+	uint64_t t0, t1;
+	int s = client(f);
+
+	send_request(s, "GET", "/sse/paced", NULL, 0);
+	assert_true(read_stream_until(f, s, buf, sizeof(buf), &len, "retry:", 3000));
+	assert_true(read_stream_until(f, s, buf, sizeof(buf), &len, "\n\n", 3000));
+	forced_pace_ms = 2000;
+	ev_now_update(f->loop);
+	t0 = ev_now_ms(f->loop);
+	/* each publish is answered at once while the stream waits */
+	publish(f, "/publish/paced", "one", 3);
+	publish(f, "/publish/paced", "two", 3);
+	len = 0;
+	assert_int_equal(recv(s, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_true(read_stream_until(f, s, buf, sizeof(buf), &len, "data: two", 6000));
+	ev_now_update(f->loop);
+	t1 = ev_now_ms(f->loop);
+	assert_true(t1 - t0 >= 1500);
+	assert_non_null(memmem(buf, len, "data: one", 9));
+	assert_int_equal(stdout_records((uint8_t *)buf, len), 1);
+	/* the stream was just written: the next event waits again, until one more brings
+	 * the stream to PACE_BYTES; then both leave at once */
+	publish(f, "/publish/paced", "three", 5);
+	assert_int_equal(recv(s, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	memset(big, 'b', sizeof(big));
+	ev_now_update(f->loop);
+	t0 = ev_now_ms(f->loop);
+	publish(f, "/publish/paced", big, sizeof(big));
+	len = 0;
+	assert_true(read_stream_until(f, s, buf, sizeof(buf), &len, "bbbb\n\n", 6000));
+	ev_now_update(f->loop);
+	assert_true(ev_now_ms(f->loop) - t0 < 1500);
+	assert_non_null(memmem(buf, len, "data: three", 11));
+	close(s);
+}
+
 int
 main(void)
 {
@@ -305,6 +427,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_conn_timer_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_cannot_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_paced_stream, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
